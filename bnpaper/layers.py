@@ -1,0 +1,125 @@
+"""`BatchNorm`: a thin module holding gamma, beta, running statistics and `self.training`.
+
+The math lives in `bnpaper.functional` (pure functions) and `bnpaper.autograd` (the
+hand-derived backward). Argument names follow torch.nn.BatchNorm so models can swap one for
+the other.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bnpaper import functional as F
+from bnpaper.autograd import IMPLEMENTATIONS, batch_norm_train
+
+
+class BatchNorm(nn.Module):
+    r"""Batch normalization (Ioffe & Szegedy 2015, Alg. 1 for training, Alg. 2 for inference).
+
+    .. math:: y = \frac{x - \mathrm{E}[x]}{\sqrt{\mathrm{Var}[x] + \epsilon}} \gamma + \beta
+
+    In training the statistics are the mini-batch's, taken per channel over the batch and all
+    spatial locations (Sec. 3.2), with the biased variance. In eval mode the running
+    statistics are used, as one fixed affine map per channel (Alg. 2, line 11).
+
+    Running statistics follow torch.nn.BatchNorm: ``new = (1 - momentum) old + momentum batch``
+    with the *unbiased* batch variance stored in ``running_var``. With ``momentum=None`` they
+    are a cumulative average over all batches seen, which for a fixed batch size equals
+    Algorithm 2's estimate.
+
+    Args:
+        num_features: C, the number of channels (features) of an (N, C) or (N, C, *spatial) input.
+        eps: added to the variance for numerical stability. Default: 1e-5.
+        momentum: weight of the newest batch in the running averages, or None for a cumulative
+            average. Default: 0.1.
+        affine: learn gamma (init 1) and beta (init 0). Default: True.
+        track_running_stats: keep running_mean / running_var; if False, eval mode also uses
+            batch statistics. Default: True.
+        impl: "fast" (default) or "reference" (Alg. 1 and the six backward steps as written).
+
+    Shape:
+        Input (N, C), (N, C, L) or (N, C, H, W); output the same shape.
+
+    Example:
+        >>> bn = BatchNorm(64)
+        >>> y = bn(torch.randn(8, 64, 14, 14))
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = F.DEFAULT_EPS,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        impl: str = "fast",
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps!r}")
+        if impl not in IMPLEMENTATIONS:
+            raise ValueError(f"impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
+        kw = {"device": device, "dtype": dtype}
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats, self.impl = affine, track_running_stats, impl
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features, **kw))  # gamma
+            self.bias = nn.Parameter(torch.zeros(num_features, **kw))  # beta
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, **kw))
+            self.register_buffer("running_var", torch.ones(num_features, **kw))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0)
+            self.num_batches_tracked.zero_()
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}, impl={self.impl!r}"
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, *S) -> (N, C, *S)
+        use_batch_stats = self.training or not self.track_running_stats
+        F.check_input(x, self.num_features, training=use_batch_stats)
+        if not use_batch_stats:  # Alg. 2, line 11: a fixed affine map per channel
+            gamma, beta = self._gamma_beta(x)
+            return F.inference_affine(x, self.running_mean, self.running_var, gamma, beta, self.eps)
+        y, mu_B, sigma2_B = batch_norm_train(x, self.weight, self.bias, self.eps, self.impl)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(mu_B, sigma2_B, F.values_per_channel(x))
+        return y
+
+    def _gamma_beta(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.affine:
+            return self.weight, self.bias
+        ones = torch.ones(self.num_features, dtype=x.dtype, device=x.device)
+        return ones, torch.zeros_like(ones)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mu_B: torch.Tensor, sigma2_B: torch.Tensor, m: int) -> None:
+        self.num_batches_tracked += 1
+        if self.momentum is None:  # cumulative average over all batches seen
+            factor = 1.0 / float(self.num_batches_tracked)
+        else:  # exponential moving average, as torch
+            factor = self.momentum
+        unbiased = sigma2_B * (m / (m - 1))  # stored unbiased, as torch does (Alg. 2, line 10)
+        self.running_mean.lerp_(mu_B.to(self.running_mean.dtype), factor)
+        self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
