@@ -166,7 +166,8 @@ def backward_collapsed(
 def fast_forward(
     x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = DEFAULT_EPS
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Algorithm 1 arranged for speed: one allocation for x_hat, computed in place, one for y.
+    """Algorithm 1 arranged for speed: two allocations (x_hat, normalized in place, and y, whose
+    buffer first holds the squared deviations).
 
     Returns y, mu_B, sigma2_B (biased), inv_std = 1 / sqrt(sigma2_B + eps) and x_hat, the one
     input-sized tensor the backward needs. Normalizing (x - mu_B) rather than folding into
@@ -176,10 +177,11 @@ def fast_forward(
     m = values_per_channel(x)
     mu_B = x.mean(dims)  # Alg. 1, line 1: (N, C, *S) -> (C,)
     x_hat = x - per_channel(mu_B, x)  # (N, C, *S), normalized in place below
-    sigma2_B = x_hat.square().sum(dims) / m  # line 2, biased: (C,)
+    y = torch.mul(x_hat, x_hat, out=torch.empty_like(x))  # y's buffer holds (x - mu_B)^2 for now
+    sigma2_B = y.sum(dims) / m  # line 2, biased: (C,)
     inv_std = torch.rsqrt(sigma2_B + eps)  # (C,)
     x_hat.mul_(per_channel(inv_std, x))  # line 3
-    y = (x_hat * per_channel(gamma, x)).add_(per_channel(beta, x))  # line 4
+    torch.mul(x_hat, per_channel(gamma, x), out=y).add_(per_channel(beta, x))  # line 4
     return y, mu_B, sigma2_B, inv_std, x_hat
 
 
@@ -194,11 +196,12 @@ def fast_backward(
     dims = reduce_dims(x_hat)
     m = values_per_channel(x_hat)
     dl_dbeta = dy.sum(dims)  # eq. 6: (N, C, *S) -> (C,)
-    dl_dgamma = (dy * x_hat).sum(dims)  # eq. 5: (C,)
+    dl_dx = torch.mul(dy, x_hat)  # dl_dx's buffer holds dy * x_hat for now
+    dl_dgamma = dl_dx.sum(dims)  # eq. 5: (C,)
     k1 = gamma * inv_std  # (C,)
     k2 = -k1 * dl_dgamma / m
     k3 = -k1 * dl_dbeta / m
-    dl_dx = (x_hat * per_channel(k2, x_hat)).add_(per_channel(k3, x_hat))  # (N, C, *S)
+    torch.mul(x_hat, per_channel(k2, x_hat), out=dl_dx).add_(per_channel(k3, x_hat))  # (N, C, *S)
     dl_dx.addcmul_(dy, per_channel(k1, x_hat))
     return dl_dx, dl_dgamma, dl_dbeta
 

@@ -1,0 +1,3 @@
+from bnpaper.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,310 @@
+"""The book pipeline: split (jupytext) -> execute (papermill) -> render (Jupyter Book 1), per edition.
+
+    bnpaper book [--profile quick] [--device auto] [--lang en,ar]
+
+Folders under the build dir (default _build/):
+
+    executed/<lang>/<chapter>.ipynb   executed notebooks, + <chapter>.run.json (provenance)
+    executed/<lang>/failed/           the notebook of a chapter whose cell raised, for reading
+    src/<lang>/                       each edition's generated Jupyter Book source
+    stage/<lang>/                     Jupyter Book's output (incremental between builds)
+    html/{en,ar}/, html/index.html    the published book, replaced only when every edition built
+
+A chapter is re-executed only when its source, its parameters, or the bnpaper package changed;
+experiments inside a chapter are cached on disk too (bnpaper.cache), so the Arabic edition
+reuses what the English one trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from bnpaper.book import pages
+from bnpaper.book.chapters import REPO, Chapter, ChapterError, chapters, find_chapter, split, validate_params
+from bnpaper.cache import source_hash, write_json_atomic
+from bnpaper.glossary import LANGS
+
+BOOK = REPO / "book"
+PACKAGES = ("torch", "numpy", "matplotlib", "papermill", "jupytext", "jupyter-book", "mlxtend")
+
+
+def log(msg: str) -> None:
+    print(f"[bnpaper] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return rev + ("+uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+def _run_key(ch: Chapter, lang: str, params: dict) -> str:
+    blob = json.dumps({"src": ch.path.read_text(encoding="utf-8"), "lang": lang, "params": params, "bnpaper": source_hash()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+# ----------------------------------------------------------------------------- execute
+
+
+def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, output: Path | None = None,
+            force: bool = False, progress: bool = True) -> Path:
+    """Execute one edition of one chapter with papermill; returns the executed notebook's path.
+
+    params must already be validated (validate_params). A cell that raises stops here with a
+    ChapterError naming the chapter, the cell and the error; nothing half-executed is left where
+    the book build would pick it up.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from bnpaper.device import resolve_device
+
+    params = {**params, "lang": lang}
+    out_dir = Path(build_dir).resolve() / "executed" / lang
+    out = Path(output).resolve() if output else out_dir / f"{ch.name}.ipynb"
+    record_path = out.with_suffix(".run.json")
+    key = _run_key(ch, lang, params)
+    if not force and out.exists() and record_path.exists():
+        try:
+            if json.loads(record_path.read_text())["key"] == key:
+                log(f"{lang} {ch.name}: unchanged, reusing {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+                return out
+        except (json.JSONDecodeError, KeyError):
+            pass
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / ".work"
+    work.mkdir(exist_ok=True)
+    src_nb, tmp_out = work / f"{ch.name}.input.ipynb", work / f"{ch.name}.ipynb"
+    nbformat.write(split(ch, lang), src_nb)
+    env_before = {k: os.environ.get(k) for k in ("BNPAPER_CACHE", "BNPAPER_PROGRESS")}
+    os.environ["BNPAPER_CACHE"] = str(Path(os.environ.get("BNPAPER_CACHE", REPO / ".bnpaper-cache")).resolve())
+    os.environ["BNPAPER_PROGRESS"] = "1" if progress else "0"
+    log(f"{lang} {ch.name}: executing (profile {params['profile']}, device {params['device']})")
+    t0 = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        papermill.execute_notebook(
+            str(src_nb), str(tmp_out), parameters=params, kernel_name="python3",
+            progress_bar=progress, cwd=str(REPO), language="python",
+        )
+    except PapermillExecutionError as e:
+        failed = out.parent / "failed" / f"{ch.name}.ipynb"
+        failed.parent.mkdir(exist_ok=True)
+        if tmp_out.exists():
+            shutil.move(tmp_out, failed)
+        first_line = (e.source or "").strip().splitlines()[:1]
+        raise ChapterError(
+            f"chapter {ch.name} ({lang}) failed in code cell {e.exec_count or e.cell_index} "
+            f"(`{first_line[0] if first_line else ''}`): {e.ename}: {e.evalue}. "
+            f"The partly executed notebook is {failed}; no edition was published."
+        ) from None
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    seconds = time.perf_counter() - t0
+    nb = nbformat.read(tmp_out, as_version=4)
+    nb.metadata.setdefault("mystnb", {})["execution_mode"] = "off"  # rendered as executed
+    for cell in nb.cells:  # papermill does not copy the parameters cell's tags to its injected cell
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.metadata["tags"] = [*cell.metadata["tags"], "hide-input"]
+    nbformat.write(nb, tmp_out)
+    os.replace(tmp_out, out)  # the executed notebook appears whole or not at all
+    record = {
+        "chapter": ch.name, "lang": lang, "key": key, "params": params,
+        "device_resolved": str(resolve_device(params["device"])),
+        "seeds": {k: v for k, v in params.items() if "seed" in k},
+        "versions": versions(), "git": git_revision(), "bnpaper_source": source_hash(),
+        "started": started, "seconds": round(seconds, 2), "platform": platform.platform(),
+    }
+    write_json_atomic(record_path, record)
+    log(f"{lang} {ch.name}: done in {seconds:.1f} s")
+    return out
+
+
+def execute_one(name: str, *, lang: str = "en", raw_params: list[tuple[str, str]] = (), output: Path | None = None,
+                build_dir: Path = Path("_build")) -> Path:
+    """`bnpaper execute CHAPTER --lang ar -p name value`: always re-executes."""
+    ch = find_chapter(name)
+    overrides = dict(raw_params)
+    if "lang" in overrides:
+        raise ChapterError("set the language with --lang, not -p lang")
+    if lang not in LANGS:
+        raise ChapterError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    params = validate_params(ch, overrides)
+    out = output or Path(build_dir) / "executed" / "custom" / lang / f"{ch.name}.ipynb"
+    return execute(ch, lang, params, build_dir, output=out, force=True)
+
+
+def describe_chapters() -> str:
+    lines = ["chapters (bnpaper execute CHAPTER -p name value):"]
+    for name, ch in chapters().items():
+        lines.append(f"  {name}: {ch.titles['en']}")
+        lines.append("      " + ", ".join(f"{k}={v!r}" for k, v in ch.params.items()))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- assemble + render
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if not path.exists() or path.read_bytes() != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _toc(lang: str, toc: dict) -> dict:
+    return {
+        "format": "jb-book",
+        "root": toc["root"],
+        "parts": [{"caption": p["caption"][lang], "numbered": False, "chapters": [{"file": c} for c in p["chapters"]]} for p in toc["parts"]],
+    }
+
+
+def _config(lang: str, editions: dict) -> dict:
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
+    cfg["title"] = editions[lang]["title"]
+    sphinx_cfg = cfg.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx_cfg["language"] = lang
+    sphinx_cfg["bnpaper_editions"] = {o: editions[o]["label"] for o in editions if o != lang}
+    sphinx_cfg.update(editions[lang].get("sphinx_config") or {})
+    return cfg
+
+
+def assemble(lang: str, executed: dict[str, Path], build_dir: Path) -> Path:
+    """Write the edition's Jupyter Book source under build_dir/src/<lang>; returns the folder."""
+    editions = yaml.safe_load((BOOK / "editions.yml").read_text(encoding="utf-8"))
+    toc = yaml.safe_load((BOOK / "toc.yml").read_text(encoding="utf-8"))
+    listed = {toc["root"], *(c for p in toc["parts"] for c in p["chapters"])}
+    missing = sorted(set(executed) - listed)
+    if missing:
+        raise ChapterError(f"book/toc.yml does not list chapter(s) {', '.join(missing)}: add them to a part")
+    src = Path(build_dir) / "src" / lang
+    (src / "_static").mkdir(parents=True, exist_ok=True)
+    _write_if_changed(src / "_config.yml", yaml.safe_dump(_config(lang, editions), allow_unicode=True, sort_keys=False).encode())
+    _write_if_changed(src / "_toc.yml", yaml.safe_dump(_toc(lang, toc), allow_unicode=True, sort_keys=False).encode())
+    _write_if_changed(src / "references.bib", (BOOK / "references.bib").read_bytes())
+    for f in (BOOK / "_static").iterdir():
+        _write_if_changed(src / "_static" / f.name, f.read_bytes())
+    strings = editions[lang]
+    for name, path in executed.items():
+        nb = nbformat.read(path, as_version=4)
+        pages.add_download_link(nb, f"{name}.ipynb", strings["download"])
+        _write_if_changed(src / f"{name}.ipynb", nbformat.writes(nb).encode())
+    records = {n: json.loads(p.with_suffix(".run.json").read_text()) for n, p in executed.items()}
+    _write_if_changed(src / "glossary.md", pages.glossary_page(lang, strings).encode())
+    _write_if_changed(src / "reproducibility.md", pages.reproducibility_page(lang, strings, records).encode())
+    _write_if_changed(src / "references.md", pages.references_page(strings).encode())
+    return src
+
+
+def render(lang: str, src: Path, build_dir: Path) -> Path:
+    """Run Jupyter Book 1 on an edition's source; returns its HTML folder (in stage/)."""
+    stage = Path(build_dir) / "stage" / lang
+    stamp = stage / "static.sha"
+    static_hash = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((src / "_static").iterdir()))
+                                 + (src / "_config.yml").read_bytes()).hexdigest()
+    full = not stamp.exists() or stamp.read_text() != static_hash  # Sphinx does not re-copy changed _static files
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src), "--path-output", str(stage), "--builder", "html"]
+    if full:
+        cmd.append("--all")
+    log(f"{lang}: rendering with Jupyter Book{' (full)' if full else ''}")
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise ChapterError(f"Jupyter Book failed to build the {lang} edition (exit {proc.returncode}); no edition was published:\n{tail}")
+    stamp.write_text(static_hash)
+    warnings = [l for l in (proc.stdout + proc.stderr).splitlines() if "WARNING" in l]
+    for w in warnings[:20]:
+        log(f"{lang}: sphinx {w.strip()}")
+    return stage / "_build" / "html"
+
+
+def publish(built: dict[str, Path], build_dir: Path) -> Path:
+    """Swap the new editions in together: html/ is replaced only after every edition built."""
+    final = Path(build_dir) / "html"
+    new = Path(build_dir) / "html.new"
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir(parents=True)
+    for lang, html in built.items():
+        shutil.copytree(html, new / lang)
+    editions = yaml.safe_load((BOOK / "editions.yml").read_text(encoding="utf-8"))
+    (new / "index.html").write_text(pages.language_chooser(editions, list(built)), encoding="utf-8")
+    old = Path(build_dir) / "html.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def parse_langs(langs: str | list[str]) -> list[str]:
+    out = [l.strip() for l in (langs.split(",") if isinstance(langs, str) else langs) if l.strip()]
+    bad = [l for l in out if l not in LANGS]
+    if bad or not out:
+        raise ChapterError(f"--lang takes a comma-separated list of {', '.join(LANGS)}; got {langs!r}")
+    return out
+
+
+def build_book(profile: str = "quick", device: str = "auto", langs: str | list[str] = "en,ar",
+               build_dir: Path = Path("_build"), data_dir: str = "", progress: bool = True) -> Path:
+    """Execute every chapter in every edition, render each edition, publish them together."""
+    t0 = time.perf_counter()
+    build_dir = Path(build_dir).resolve()
+    lang_list = parse_langs(langs)
+    chs = chapters()
+    if not chs:
+        raise ChapterError(f"no chapter sources found in {REPO / 'notebooks'}")
+    # validate every chapter's parameters before anything runs
+    plans = {}
+    for name, ch in chs.items():
+        overrides = {"profile": profile, "device": device}
+        if data_dir and "data_dir" in ch.params:
+            overrides["data_dir"] = data_dir
+        plans[name] = validate_params(ch, overrides)
+    built = {}
+    for lang in lang_list:
+        executed = {}
+        for i, (name, ch) in enumerate(chs.items(), 1):
+            log(f"[{lang} {i}/{len(chs)}] {name}")
+            executed[name] = execute(ch, lang, plans[name], build_dir, progress=progress)
+        src = assemble(lang, executed, build_dir)
+        built[lang] = render(lang, src, build_dir)
+    final = publish(built, build_dir)
+    log(f"book built in {time.perf_counter() - t0:.1f} s: {final / 'index.html'}")
+    return final
+
