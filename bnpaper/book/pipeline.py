@@ -34,7 +34,7 @@ import nbformat
 import yaml
 
 from bnpaper.book import pages
-from bnpaper.book.chapters import REPO, Chapter, ChapterError, chapters, find_chapter, split, validate_params
+from bnpaper.book.chapters import NOTEBOOKS, REPO, Chapter, ChapterError, chapters, find_chapter, split, validate_params
 from bnpaper.cache import source_hash, write_json_atomic
 from bnpaper.glossary import LANGS
 
@@ -123,8 +123,10 @@ def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, 
         if tmp_out.exists():
             shutil.move(tmp_out, failed)
         first_line = (e.source or "").strip().splitlines()[:1]
+        code = [c.source for c in ch.notebook.cells if c.cell_type == "code"]
+        where = f"code cell {code.index(e.source) + 1} of {ch.path.name}" if e.source in code else f"cell {e.cell_index}"
         raise ChapterError(
-            f"chapter {ch.name} ({lang}) failed in code cell {e.exec_count or e.cell_index} "
+            f"chapter {ch.name} ({lang}) failed in {where} "
             f"(`{first_line[0] if first_line else ''}`): {e.ename}: {e.evalue}. "
             f"The partly executed notebook is {failed}; no edition was published."
         ) from None
@@ -281,14 +283,15 @@ def parse_langs(langs: str | list[str]) -> list[str]:
 
 
 def build_book(profile: str = "quick", device: str = "auto", langs: str | list[str] = "en,ar",
-               build_dir: Path = Path("_build"), data_dir: str = "", progress: bool = True) -> Path:
+               build_dir: Path = Path("_build"), data_dir: str = "", progress: bool = True,
+               notebooks_dir: Path = NOTEBOOKS) -> Path:
     """Execute every chapter in every edition, render each edition, publish them together."""
     t0 = time.perf_counter()
     build_dir = Path(build_dir).resolve()
     lang_list = parse_langs(langs)
-    chs = chapters()
+    chs = chapters(notebooks_dir)
     if not chs:
-        raise ChapterError(f"no chapter sources found in {REPO / 'notebooks'}")
+        raise ChapterError(f"no chapter sources found in {notebooks_dir}")
     # validate every chapter's parameters before anything runs
     plans = {}
     for name, ch in chs.items():

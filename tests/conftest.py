@@ -1,0 +1,28 @@
+"""Shared fixtures. `smoke_book` builds the whole book once per test session in the smoke profile."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK_BUILD = REPO / "_build" / "test-book"  # kept after the run, for people to look at
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Both editions, every chapter, smoke profile, CPU, a fresh cache: returns _build/test-book/html."""
+    from bnpaper.book.pipeline import build_book
+
+    shutil.rmtree(BOOK_BUILD, ignore_errors=True)
+    old = os.environ.get("BNPAPER_CACHE")
+    os.environ["BNPAPER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    try:
+        html = build_book(profile="smoke", device="cpu", langs="en,ar", build_dir=BOOK_BUILD, progress=False)
+    finally:
+        if old is None:
+            os.environ.pop("BNPAPER_CACHE", None)
+        else:
+            os.environ["BNPAPER_CACHE"] = old
+    return html

@@ -1,0 +1,104 @@
+"""Every chapter source: English and Arabic prose in twin cells, same equations and references,
+glossary terms used consistently, code and equations shared, parameters cell first."""
+
+import re
+
+import pytest
+
+from bnpaper.book.chapters import ChapterError, chapters, prose_pairs, read_chapter, split, structure
+from bnpaper.glossary import label, missing_terms, plain_arabic, terms
+
+CHAPTERS = chapters()
+ARABIC = re.compile(r"[\u0600-\u06FF]")
+
+
+def test_there_are_chapters():
+    assert "00_intro" in CHAPTERS and "01_bn_transform" in CHAPTERS
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_prose_cell_has_its_twin(name):
+    ch = CHAPTERS[name]
+    pairs = prose_pairs(ch)  # raises if an English cell lacks its Arabic twin or vice versa
+    assert pairs, f"{name} has no prose"
+    for en, ar in pairs:
+        assert not ARABIC.search(re.sub(r"\$.*?\$", "", en.source)), f"Arabic text in an English cell of {name}: {en.source[:80]}"
+        assert ARABIC.search(ar.source), f"an Arabic cell of {name} has no Arabic: {ar.source[:80]}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_twins_have_the_same_equations_references_and_headings(name):
+    for en, ar in prose_pairs(CHAPTERS[name]):
+        assert structure(en.source) == structure(ar.source), f"{name}: twins differ in structure: {en.source[:80]}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_arabic_uses_the_glossary_terms(name):
+    for en, ar in prose_pairs(CHAPTERS[name]):
+        missing = missing_terms(en.source, ar.source)
+        assert not missing, (
+            f"{name}: the English cell uses {[t.en for t in missing]} but its Arabic twin lacks "
+            f"{[t.ar for t in missing]} (glossary.yml lists accepted forms). English: {en.source[:100]}"
+        )
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_shared_markdown_holds_no_prose(name):
+    """Markdown shared by both editions holds only equations or directives, never one language."""
+    for cell in CHAPTERS[name].notebook.cells:
+        if cell.cell_type == "markdown" and "lang" not in cell.metadata:
+            text = re.sub(r"\$\$.*?\$\$(\s*\([\w-]+\))?", "", cell.source, flags=re.S).strip()
+            assert text == "", f"{name}: shared markdown cell has prose (mark it with a lang): {text[:80]}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_split_keeps_one_language_and_all_code(name, lang):
+    ch = CHAPTERS[name]
+    nb = split(ch, lang)
+    other = "ar" if lang == "en" else "en"
+    n_code = sum(c.cell_type == "code" for c in ch.notebook.cells)
+    assert sum(c.cell_type == "code" for c in nb.cells) == n_code
+    kept = [c for c in ch.notebook.cells if c.metadata.get("lang") == lang]
+    dropped = [c for c in ch.notebook.cells if c.metadata.get("lang") == other]
+    sources = [c.source for c in nb.cells]
+    assert all(c.source in sources for c in kept) and not any(c.source in sources for c in dropped)
+    assert nb.metadata["bnpaper"]["title"] == ch.titles[lang]
+    for c in nb.cells:
+        fig = c.metadata.get("mystnb", {}).get("figure")
+        if fig and "caption" in fig:
+            assert bool(ARABIC.search(fig["caption"])) == (lang == "ar")
+
+
+def test_glossary_check_catches_a_wrong_term():
+    en = "Batch normalization uses the mini-batch mean."
+    good = "يستخدم تطبيع الحزمة متوسط الحزمة الصغيرة."
+    bad = "يستخدم التسوية الدفعية متوسط الحزمة الصغيرة."  # another translation of the term
+    assert missing_terms(en, good) == []
+    assert {t.id for t in missing_terms(en, bad)} == {"batch-normalization", "normalize"}
+    assert missing_terms("see $\\mathrm{BN}$ and `batch_norm`", "") == []  # math and code are not prose
+
+
+def test_glossary_is_well_formed():
+    ids = [t.id for t in terms()]
+    assert len(ids) == len(set(ids))
+    source_terms = {t.en for t in terms() if t.source}
+    for required in ("batch normalization", "feature map", "sigmoid", "learning rate", "regularization", "activation"):
+        assert required in source_terms
+    for t in terms():
+        assert ARABIC.search(t.ar) and ARABIC.search(t.def_ar), t.id
+        assert plain_arabic(t.ar) in [plain_arabic(f) for f in t.ar_forms] or any(plain_arabic(f) in plain_arabic(t.ar) for f in t.ar_forms), t.id
+        assert t.pattern.search(t.en), f"{t.id}: en_re does not match its own term"
+    assert label("steps", "ar") == "خطوات التدريب"
+    with pytest.raises(KeyError, match="no figure label"):
+        label("nope", "en")
+
+
+def test_chapter_source_errors(tmp_path):
+    p = tmp_path / "09_bad.md"
+    p.write_text("---\nbnpaper:\n  title: {en: A}\n---\n\n```{code-cell} python\nx = 1\n```\n", encoding="utf-8")
+    with pytest.raises(ChapterError, match="one title per language"):
+        read_chapter(p)
+    p.write_text("---\nbnpaper:\n  title: {en: A, ar: ب}\n---\n\n```{code-cell} python\nx = 1\n```\n", encoding="utf-8")
+    with pytest.raises(ChapterError, match="tagged `parameters`"):
+        read_chapter(p)

@@ -1,0 +1,159 @@
+"""The pipeline end to end (smoke profile, both editions), then checks on the built HTML."""
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from bnpaper.book.chapters import ChapterError, chapters
+from bnpaper.book.pipeline import build_book
+
+pytestmark = pytest.mark.book
+CHAPTERS = list(chapters())
+GENERATED = ["glossary", "reproducibility", "references"]
+
+
+class Assets(HTMLParser):
+    """Collects <html> attributes, script/stylesheet/img sources and a few classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.html_attrs, self.scripts, self.styles, self.images, self.classes = {}, [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "html":
+            self.html_attrs = a
+        elif tag == "script" and a.get("src"):
+            self.scripts.append(a["src"])
+        elif tag == "link" and "stylesheet" in (a.get("rel") or ""):
+            self.styles.append(a.get("href", ""))
+        elif tag == "img":
+            self.images.append(a.get("src", ""))
+        self.classes += (a.get("class") or "").split()
+
+
+def parse(path):
+    p = Assets()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def test_every_page_in_both_editions(smoke_book):
+    assert (smoke_book / "index.html").exists()
+    chooser = (smoke_book / "index.html").read_text(encoding="utf-8")
+    assert 'href="en/index.html"' in chooser and 'href="ar/index.html"' in chooser
+    for lang in ("en", "ar"):
+        for page in CHAPTERS + GENERATED:
+            assert (smoke_book / lang / f"{page}.html").exists(), f"{lang}/{page}.html missing"
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_no_asset_from_another_host(smoke_book, lang):
+    for page in (smoke_book / lang).glob("*.html"):
+        p = parse(page)
+        remote = [u for u in p.scripts + p.styles if re.match(r"(https?:)?//", u)]
+        assert not remote, f"{page.name} loads {remote}"
+    assert (smoke_book / lang / "_static" / "mathjax" / "tex-chtml.js").exists()
+
+
+def content_pages(folder):
+    return [p for p in folder.glob("*.html") if p.name != "index.html"]  # index.html: Jupyter Book's redirect
+
+
+def test_arabic_pages_are_rtl_and_english_ltr(smoke_book):
+    assert "00_intro.html" in (smoke_book / "ar" / "index.html").read_text()
+    for page in content_pages(smoke_book / "ar"):
+        attrs = parse(page).html_attrs
+        assert attrs.get("lang") == "ar" and attrs.get("dir") == "rtl", f"{page.name}: {attrs}"
+    for page in content_pages(smoke_book / "en"):
+        attrs = parse(page).html_attrs
+        assert attrs.get("lang") == "en" and attrs.get("dir", "ltr") == "ltr"
+    css = (smoke_book / "ar" / "_static" / "rtl.css").read_text()
+    assert "mjx-container" in css and "direction: ltr" in css
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_chapter_pages_have_equations_figures_switch_and_download(smoke_book, lang):
+    other = "ar" if lang == "en" else "en"
+    page = smoke_book / lang / "01_bn_transform.html"
+    text = page.read_text(encoding="utf-8")
+    p = parse(page)
+    assert text.count('class="math notranslate nohighlight"') >= 11  # eqs (1)-(11), numbered
+    assert re.search(r'id="equation-eq-collapsed"', text)
+    pngs = [s for s in p.images if s.endswith(".png")]
+    assert len(pngs) >= 2, p.images
+    for src in pngs:
+        assert (page.parent / src).exists()
+    assert f'href="../{other}/01_bn_transform.html"' in text  # the language switch
+    assert "_downloads" in text and "01_bn_transform.ipynb" in text  # the executed notebook
+    assert "ioffe2015batch" in text or "Ioffe" in text  # the citation
+    assert "{glue" not in text and "glue:text" not in text  # every inline number was filled in
+
+
+def test_arabic_edition_is_in_arabic(smoke_book):
+    text = (smoke_book / "ar" / "01_bn_transform.html").read_text(encoding="utf-8")
+    assert "تحويل تطبيع الحزمة وتدرجه" in text
+    assert "أظهر محتوى الخلية" in text  # interface strings
+    assert "The backward pass, step by step" not in text  # no English prose
+    glossary = (smoke_book / "ar" / "glossary.html").read_text(encoding="utf-8")
+    assert "تطبيع الحزمة" in glossary and "batch normalization" in glossary
+
+
+def test_reproducibility_page(smoke_book):
+    text = (smoke_book / "en" / "reproducibility.html").read_text(encoding="utf-8")
+    for name in CHAPTERS:
+        assert name in text
+    assert "smoke" in text and "torch" in text and "git revision" in text
+
+
+BAD_CHAPTER = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+bnpaper:
+  title: {en: Broken, ar: معطوب}
+---
+
++++ {"lang": "en"}
+
+# Broken
+
++++ {"lang": "ar"}
+
+# معطوب
+
+```{code-cell} python
+:tags: [parameters]
+profile = "quick"
+device = "auto"
+lang = "en"
+```
+
+```{code-cell} python
+x = 1
+```
+
+```{code-cell} python
+raise ValueError("this chapter is broken on purpose")
+```
+"""
+
+
+def test_failing_cell_stops_the_build_and_keeps_the_old_book(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNPAPER_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    (src / "05_broken.md").write_text(BAD_CHAPTER, encoding="utf-8")
+    build = tmp_path / "build"
+    (build / "html" / "en").mkdir(parents=True)
+    (build / "html" / "en" / "index.html").write_text("the previous complete book")
+    with pytest.raises(ChapterError) as e:
+        build_book(profile="smoke", device="cpu", langs="en", build_dir=build, notebooks_dir=src, progress=False)
+    msg = str(e.value)
+    assert "chapter 05_broken (en) failed in code cell 3 of 05_broken.md" in msg
+    assert "ValueError: this chapter is broken on purpose" in msg
+    assert "no edition was published" in msg
+    assert (build / "html" / "en" / "index.html").read_text() == "the previous complete book"
+    assert (build / "executed" / "en" / "failed" / "05_broken.ipynb").exists()
+    assert not (build / "executed" / "en" / "05_broken.ipynb").exists()
