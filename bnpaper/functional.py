@@ -174,14 +174,13 @@ def fast_forward(
     y = x s + (beta - mu_B s) avoids cancellation when |mu_B| >> sqrt(sigma2_B).
     """
     dims = reduce_dims(x)
-    m = values_per_channel(x)
     mu_B = x.mean(dims)  # Alg. 1, line 1: (N, C, *S) -> (C,)
     x_hat = x - per_channel(mu_B, x)  # (N, C, *S), normalized in place below
     y = torch.mul(x_hat, x_hat, out=torch.empty_like(x))  # y's buffer holds (x - mu_B)^2 for now
-    sigma2_B = y.sum(dims) / m  # line 2, biased: (C,)
-    inv_std = torch.rsqrt(sigma2_B + eps)  # (C,)
+    sigma2_B = y.mean(dims)  # line 2, biased: (C,)
+    inv_std = (sigma2_B + eps).rsqrt_()  # (C,)
     x_hat.mul_(per_channel(inv_std, x))  # line 3
-    torch.mul(x_hat, per_channel(gamma, x), out=y).add_(per_channel(beta, x))  # line 4
+    torch.mul(x_hat, per_channel(gamma, x), out=y).add_(per_channel(beta, x))  # line 4 (mul + add_ beats a broadcast addcmul on CPU)
     return y, mu_B, sigma2_B, inv_std, x_hat
 
 
