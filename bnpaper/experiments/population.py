@@ -1,0 +1,152 @@
+"""Chapter "Training and inference" (paper Sec. 3.1, Algorithm 2).
+
+  methods     test accuracy of one trained BN conv net with its population statistics taken four
+              ways: Algorithm 2 (k training batches, unbiased), torch's moving average (momentum
+              0.1), the cumulative average (momentum None), and the test batch's own statistics
+  k_sweep     how many training mini-batches k Algorithm 2 needs before accuracy stops changing
+  small_batches  train with m = 2 ... 64: the gap between train-mode and eval-mode outputs
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from bnpaper import data as data_mod
+from bnpaper.inference import bn_layers, estimate_population_statistics
+from bnpaper.train import TrainConfig, accuracy, trained
+
+PROFILES = {
+    "smoke": {"ks": [1, 2, 5], "k_seeds": 2, "k_methods": 5, "ms": [2, 8, 64], "examples": 1280, "seeds": 2},
+    "quick": {"ks": [1, 2, 3, 5, 10, 20, 50], "k_seeds": 5, "k_methods": 50, "ms": [2, 4, 8, 16, 64],
+              "examples": 16000, "seeds": 3},
+    "paper": {"ks": [1, 2, 3, 5, 10, 20, 50, 100], "k_seeds": 10, "k_methods": 100, "ms": [2, 4, 8, 16, 64],
+              "examples": 64000, "seeds": 5},
+}
+
+
+def _training_batches(x: torch.Tensor, m: int, k: int, seed: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=g)[: m * k]
+    return list(x[perm].split(m))  # k batches of exactly m (Alg. 2 averages equal-size batches)
+
+
+@torch.no_grad()
+def batch_stats_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: int) -> float:
+    """Accuracy when every BN layer uses the statistics of the test mini-batch itself (size m)."""
+    net = copy.deepcopy(model).eval()
+    for bn in bn_layers(net).values():
+        bn.train()  # batch statistics; the running buffers of this copy are thrown away
+    n = len(y) - len(y) % m
+    correct = sum((net(x[i:i + m]).argmax(1) == y[i:i + m]).sum().item() for i in range(0, n, m))
+    return correct / n
+
+
+@dataclass
+class MethodsConfig:
+    train: TrainConfig = field(default_factory=TrainConfig)  # the BN conv net (bn=True)
+    k: int = 50  # training mini-batches for Algorithm 2
+    seed: int = 0  # which k batches
+
+
+def methods(cfg: MethodsConfig) -> dict:
+    """Test accuracy of one set of trained weights under four choices of BN statistics.
+
+    Running statistics never influence training (training-mode BN uses batch statistics), so the
+    net trained with momentum 0.1 and with momentum None (cumulative) has identical weights; the
+    run checks that instead of assuming it.
+    """
+    ema_model, hist = trained(replace(cfg.train, bn_momentum=0.1), desc="convnet bn (EMA)")
+    cum_model, _ = trained(replace(cfg.train, bn_momentum=None), desc="convnet bn (cumulative)")
+    same = all(torch.equal(a, b) for a, b in zip(ema_model.parameters(), cum_model.parameters()))
+    ds = data_mod.load(cfg.train.data_dir)
+    dev = next(ema_model.parameters()).device
+    x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
+    alg2 = copy.deepcopy(ema_model)
+    estimate_population_statistics(alg2, [b.to(dev) for b in _training_batches(ds.x_train, cfg.train.batch_size, cfg.k, cfg.seed)])
+    return {
+        "identical_weights": same,
+        "acc": {
+            "algorithm2": accuracy(alg2, x_te, y_te),
+            "moving_average": accuracy(ema_model, x_te, y_te),
+            "cumulative": accuracy(cum_model, x_te, y_te),
+            "test_batch": batch_stats_accuracy(ema_model, x_te, y_te, cfg.train.batch_size),
+        },
+        "k": cfg.k, "m": cfg.train.batch_size, "train_history": {k: v for k, v in hist.items() if not k.startswith("_")},
+    }
+
+
+@dataclass
+class KSweepConfig:
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ks: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20, 50])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # which training batches
+
+
+def k_sweep(cfg: KSweepConfig) -> dict:
+    model, _ = trained(replace(cfg.train, bn_momentum=0.1), desc="convnet bn (EMA)")
+    ds = data_mod.load(cfg.train.data_dir)
+    dev = next(model.parameters()).device
+    x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
+    acc = {}
+    for k in cfg.ks:
+        acc[str(k)] = []
+        for s in cfg.seeds:
+            net = copy.deepcopy(model)
+            estimate_population_statistics(net, [b.to(dev) for b in _training_batches(ds.x_train, cfg.train.batch_size, k, s)])
+            acc[str(k)].append(accuracy(net, x_te, y_te))
+    return {"acc": acc, "m": cfg.train.batch_size}
+
+
+@dataclass
+class SmallBatchConfig:
+    train: TrainConfig = field(default_factory=TrainConfig)  # lr and steps set per m below
+    ms: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 64])
+    examples: int = 16000  # training examples seen, the same for every m (steps = examples / m)
+    base_lr_m: int = 64  # lr = train.lr * m / base_lr_m (linear scaling, so every m sees the same lr per example)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+
+@torch.no_grad()
+def train_eval_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: int) -> dict:
+    """On test mini-batches of size m: logits in train mode (batch statistics) vs eval mode."""
+    net_train = copy.deepcopy(model).eval()
+    for bn in bn_layers(net_train).values():
+        bn.train()
+    net_eval = copy.deepcopy(model).eval()
+    n = len(y) - len(y) % m
+    diffs, scale, agree = 0.0, 0.0, 0
+    for i in range(0, n, m):
+        a, b = net_train(x[i:i + m]), net_eval(x[i:i + m])
+        diffs += (a - b).abs().sum().item()
+        scale += b.abs().sum().item()
+        agree += (a.argmax(1) == b.argmax(1)).sum().item()
+    return {"relative_logit_gap": diffs / scale, "prediction_agreement": agree / n}
+
+
+def small_batches(cfg: SmallBatchConfig) -> dict:
+    ds = data_mod.load(cfg.train.data_dir)
+    out = {}
+    for m in cfg.ms:
+        rows = []
+        for s in cfg.seeds:
+            tc = replace(cfg.train, bn=True, batch_size=m, seed=s, lr=cfg.train.lr * m / cfg.base_lr_m,
+                         steps=max(1, cfg.examples // m), eval_every=max(1, cfg.examples // m))
+            model, hist = trained(tc, desc=f"convnet bn m={m} seed {s}")
+            dev = next(model.parameters()).device
+            x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
+            row = {"seed": s, "steps": tc.steps, "lr": tc.lr, "diverged": hist["diverged"]}
+            if not hist["diverged"]:
+                row.update(eval_acc=accuracy(model, x_te, y_te), train_mode_acc=batch_stats_accuracy(model, x_te, y_te, m),
+                           **train_eval_gap(model, x_te, y_te, m))
+            rows.append(row)
+        out[str(m)] = rows
+    return out
+
+
+def summarize_k(result: dict) -> dict[str, tuple[float, float]]:
+    return {k: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for k, v in result["acc"].items()}

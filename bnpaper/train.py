@@ -1,0 +1,159 @@
+"""One training loop for every experiment: SGD with momentum, seeded, divergence recorded.
+
+A run whose loss becomes NaN or inf stops there and is recorded as diverged at that step: a
+diverged run is a result, not a crash.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as TF
+from torch import nn
+
+from bnpaper import data as data_mod
+from bnpaper import models
+from bnpaper.device import resolve_device
+from bnpaper.progress import progress
+
+
+@dataclass
+class TrainConfig:
+    model: str = "convnet"  # "convnet" (two 3x3 conv blocks) or "mlp" (Sec. 4.1's network)
+    bn: bool = True  # BN before every hidden nonlinearity (Sec. 3.2)
+    activation: str = "relu"  # "relu" or "sigmoid"
+    dropout: float = 0.0  # dropout after the last hidden layer (convnet) or every hidden layer (mlp)
+    hidden: list[int] = field(default_factory=lambda: [100, 100, 100])  # mlp widths (Sec. 4.1)
+    lr: float = 0.05  # SGD learning rate (not given by the paper for MNIST)
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 0.0  # L2 penalty coefficient
+    lr_decay_every: int = 0  # multiply lr by lr_decay_factor every this many steps (0 = never)
+    lr_decay_factor: float = 0.5
+    batch_size: int = 64  # m, examples per mini-batch
+    steps: int = 1000  # SGD steps
+    eval_every: int = 100  # steps between test-accuracy evaluations
+    seed: int = 0  # initialization, batch order and dropout
+    init_std: float = 0.0  # >0: weights ~ N(0, init_std), biases 0 (Sec. 4.1 "small Gaussian"); 0: torch's default
+    bn_momentum: float | None = 0.1  # running-average momentum (None: cumulative average)
+    data_dir: str = ""  # "" = embedded 5k MNIST; else a folder with the four IDX files
+    device: str = "cpu"  # resolved device ("cpu" or "cuda")
+
+
+def build_model(cfg: TrainConfig) -> nn.Module:
+    if cfg.model == "convnet":
+        model = models.convnet(bn=cfg.bn, dropout=cfg.dropout, activation=cfg.activation, bn_momentum=cfg.bn_momentum)
+    elif cfg.model == "mlp":
+        model = models.mlp(tuple(cfg.hidden), bn=cfg.bn, activation=cfg.activation, dropout=cfg.dropout,
+                           bn_momentum=cfg.bn_momentum)
+    else:
+        raise ValueError(f"model must be 'convnet' or 'mlp', got {cfg.model!r}")
+    if cfg.init_std > 0:
+        with torch.no_grad():
+            for mod in model.modules():
+                if isinstance(mod, (nn.Linear, nn.Conv2d)):
+                    mod.weight.normal_(0.0, cfg.init_std)
+                    if mod.bias is not None:
+                        mod.bias.zero_()
+    return model
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
+    """Eval-mode accuracy (BN with its running / population statistics, dropout off)."""
+    was = model.training
+    model.eval()
+    correct = sum((model(x[i:i + chunk]).argmax(1) == y[i:i + chunk]).sum().item() for i in range(0, len(y), chunk))
+    model.train(was)
+    return correct / len(y)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator):
+    """Endless shuffled index batches of exactly batch_size (the incomplete last one dropped)."""
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} is larger than the training set ({n} examples)")
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield perm[i:i + batch_size]
+
+
+def train(cfg: TrainConfig, on_step: Callable[[int, nn.Module], None] | None = None, desc: str = "train"):
+    """Train a model; returns (model, history). history holds steps, losses, test accuracy per
+    evaluation, final train/test accuracy, and diverged / diverged_at."""
+    device = resolve_device(cfg.device)
+    ds = data_mod.load(cfg.data_dir)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay_factor) if cfg.lr_decay_every else None
+    x_tr, y_tr = ds.x_train.to(device), ds.y_train.to(device)
+    x_te, y_te = ds.x_test.to(device), ds.y_test.to(device)
+    g = torch.Generator().manual_seed(cfg.seed)
+    hist = {"eval_steps": [], "test_acc": [], "loss_steps": [], "loss": [], "diverged": False, "diverged_at": None}
+    t0 = time.perf_counter()
+    it = batches(len(y_tr), cfg.batch_size, g)
+    running, n_run = 0.0, 0
+    for step in progress(range(1, cfg.steps + 1), desc=desc):
+        idx = next(it).to(device)
+        loss = TF.cross_entropy(model(x_tr[idx]), y_tr[idx])
+        if not math.isfinite(loss.item()):
+            hist["diverged"], hist["diverged_at"] = True, step
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched:
+            sched.step()
+        running, n_run = running + loss.item(), n_run + 1
+        if on_step is not None:
+            on_step(step, model)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            hist["eval_steps"].append(step)
+            hist["test_acc"].append(accuracy(model, x_te, y_te))
+            hist["loss_steps"].append(step)
+            hist["loss"].append(running / max(n_run, 1))
+            running, n_run = 0.0, 0
+    hist["train_seconds"] = time.perf_counter() - t0
+    if hist["diverged"]:
+        hist["final_test_acc"] = hist["final_train_acc"] = None
+    else:
+        hist["final_test_acc"] = accuracy(model, x_te, y_te)
+        hist["final_train_acc"] = accuracy(model, x_tr, y_tr)
+    hist["data"] = ds.describe()
+    hist["config"] = asdict(cfg)
+    return model, hist
+
+
+def trained(cfg: TrainConfig, desc: str = "train") -> tuple[nn.Module, dict]:
+    """train(cfg), cached: the weights and buffers (torch.save) and the history (JSON) are stored
+    under the cache folder, keyed like bnpaper.cache.cached, so every chapter that needs the same
+    network reuses one training run."""
+    import json
+    import os
+
+    from bnpaper.cache import cache_dir, config_key, write_json_atomic
+
+    folder = cache_dir() / "trained"
+    key = config_key("trained", cfg)
+    weights, record = folder / f"{key}.pt", folder / f"{key}.json"
+    if weights.exists() and record.exists():
+        try:
+            hist = json.loads(record.read_text())
+            model = build_model(cfg).to(resolve_device(cfg.device))
+            model.load_state_dict(torch.load(weights, map_location=resolve_device(cfg.device), weights_only=True))
+            hist["_cache"] = {"hit": True, "path": str(weights)}
+            return model, hist
+        except (json.JSONDecodeError, RuntimeError, EOFError, KeyError) as e:
+            print(f"bnpaper cache: ignoring corrupt trained model {weights} ({e}); retraining")
+    model, hist = train(cfg, desc=desc)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, weights)  # weights first: a record without weights is never trusted
+    write_json_atomic(record, hist)
+    hist["_cache"] = {"hit": False, "path": str(weights)}
+    return model, hist

@@ -1,0 +1,153 @@
+"""The MNIST readers (embedded split, IDX files built here), training, divergence, experiments on tiny configs."""
+
+import gzip
+import struct
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from bnpaper import data
+from bnpaper.experiments import conv, population, regularization
+from bnpaper.train import TrainConfig, train, trained
+
+
+def write_idx(path, array, magic_type=0x08, gz=False, truncate=0, ndim=None):
+    ndim = array.ndim if ndim is None else ndim
+    raw = struct.pack(">HBB", 0, magic_type, ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    raw = raw[: len(raw) - truncate] if truncate else raw
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+def make_mnist_dir(folder, n_train=50, n_test=20, gz=False):
+    rng = np.random.default_rng(0)
+    sfx = ".gz" if gz else ""
+    write_idx(folder / f"train-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n_train, 28, 28)), gz=gz)
+    write_idx(folder / f"train-labels-idx1-ubyte{sfx}", rng.integers(0, 10, n_train), gz=gz)
+    write_idx(folder / f"t10k-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n_test, 28, 28)), gz=gz)
+    write_idx(folder / f"t10k-labels-idx1-ubyte{sfx}", rng.integers(0, 10, n_test), gz=gz)
+
+
+def test_embedded_split_is_fixed_and_balanced():
+    ds = data.load_embedded()
+    assert ds.x_train.shape == (4000, 1, 28, 28) and ds.x_test.shape == (1000, 1, 28, 28)
+    assert torch.bincount(ds.y_test).tolist() == [100] * 10
+    assert torch.bincount(ds.y_train).tolist() == [400] * 10
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0 and ds.x_train.max() > 0.99
+    again = data.load_embedded()
+    assert torch.equal(ds.x_test, again.x_test)
+    # train and test are disjoint: no test image appears in the training set
+    train_keys = {bytes(x.numpy().tobytes()) for x in ds.x_train[:, 0]}
+    assert sum(bytes(x.numpy().tobytes()) in train_keys for x in ds.x_test[:, 0]) == 0
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_roundtrip(tmp_path, gz):
+    make_mnist_dir(tmp_path, gz=gz)
+    ds = data.load_idx_dir(tmp_path)
+    assert ds.x_train.shape == (50, 1, 28, 28) and ds.y_test.shape == (20,)
+    raw = data.read_idx(tmp_path / f"train-images-idx3-ubyte{'.gz' if gz else ''}")
+    assert torch.allclose(ds.x_train[:, 0], torch.from_numpy(raw.astype(np.float32) / 255))
+
+
+def test_idx_errors(tmp_path):
+    with pytest.raises(data.DataError, match="not a folder"):
+        data.load_idx_dir(tmp_path / "nope")
+    make_mnist_dir(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte\[.gz\] not found in .*four standard files"):
+        data.load_idx_dir(tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(20), truncate=5)
+    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte: 23 bytes, expected 28 .*truncated"):
+        data.load_idx_dir(tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(19))
+    with pytest.raises(data.DataError, match="test images hold 20 images but the labels 19"):
+        data.load_idx_dir(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x12\x34\x56\x78" + b"\x00" * 8)
+    with pytest.raises(data.DataError, match="bad IDX magic number 0x12345678"):
+        data.load_idx_dir(tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros((20, 28, 28)))
+    with pytest.raises(data.DataError, match="has 3 dimensions, expected 1 .*swapped"):
+        data.load_idx_dir(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(data.DataError, match="cannot decompress"):
+        data.load_idx_dir(tmp_path)
+
+
+def test_training_on_idx_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    make_mnist_dir(tmp_path)
+    _, h = train(TrainConfig(model="mlp", hidden=[8], steps=3, eval_every=3, batch_size=10, data_dir=str(tmp_path)))
+    assert h["data"].startswith("MNIST (IDX files in") and len(h["test_acc"]) == 1
+
+
+TINY = TrainConfig(model="convnet", steps=8, eval_every=4, batch_size=16)
+
+
+def test_training_learns_and_is_deterministic(monkeypatch):
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    cfg = replace(TINY, steps=60, eval_every=30, lr=0.05)
+    m1, h1 = train(cfg)
+    m2, h2 = train(cfg)
+    assert h1["test_acc"] == h2["test_acc"] and h1["loss"] == h2["loss"]
+    assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
+    assert h1["final_test_acc"] > 0.3 and h1["loss"][-1] < h1["loss"][0]  # far above chance (0.1)
+
+
+def test_divergence_is_recorded_not_raised(monkeypatch):
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    _, h = train(replace(TINY, model="mlp", bn=False, activation="relu", lr=1e6, steps=50, momentum=0.9))
+    assert h["diverged"] is True and 1 <= h["diverged_at"] <= 50
+    assert h["final_test_acc"] is None
+    assert len(h["test_acc"]) < 50
+
+
+def test_trained_caches_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNPAPER_CACHE", str(tmp_path))
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    m1, h1 = trained(TINY)
+    m2, h2 = trained(TINY)
+    assert h1["_cache"]["hit"] is False and h2["_cache"]["hit"] is True
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+
+
+def test_conv_experiments(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNPAPER_CACHE", str(tmp_path))
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    b = conv.bias_before_bn(conv.BiasConfig())
+    assert b["max_abs_bias"] > 1 and b["max_output_diff"] < 1e-12 and b["max_abs_grad_bias"] < 1e-12
+    s = conv.shift_equivariance(conv.ShiftConfig(batch=16))
+    assert s["per_map"]["max_abs_diff"] < 1e-12
+    assert s["per_activation"]["max_abs_diff"] > 1.0  # per-location statistics break the convolutional property
+    f = conv.fold_speed(conv.FoldConfig(train=replace(TINY, bn=True), repeats=3, batch=32))
+    assert f["max_logit_diff"] < 1e-4 and f["bn_layers"] == 3 and f["bn_layers_after_folding"] == 0
+    assert f["acc_bn"] == f["acc_folded"]
+
+
+def test_population_and_regularization_experiments(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNPAPER_CACHE", str(tmp_path))
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    base = replace(TINY, bn=True)
+    r = population.methods(population.MethodsConfig(train=base, k=3))
+    assert r["identical_weights"] is True
+    assert set(r["acc"]) == {"algorithm2", "moving_average", "cumulative", "test_batch"}
+    sb = population.small_batches(population.SmallBatchConfig(train=base, ms=[2, 16], examples=64, seeds=[0]))
+    assert sb["2"][0]["steps"] == 32 and sb["16"][0]["steps"] == 4
+    nd = regularization.nondeterminism(regularization.NondeterminismConfig(train=base, ms=[2, 64], draws=12))
+    assert nd["eval_mode_max_diff"] == 0.0  # in eval mode the output is deterministic
+    assert nd["2"]["logit_std"] > nd["64"]["logit_std"] > 0  # more companions, less noise
+    g = regularization.dropout_grid(regularization.GridConfig(base=base, seeds=[0, 1]))
+    summary = regularization.summarize_grid(g)
+    assert set(summary) == {"no_bn|dropout=0.0", "no_bn|dropout=0.5", "bn|dropout=0.0", "bn|dropout=0.5"}
+    assert regularization.dropout_verdict(summary)["verdict"] in {"holds", "partly", "does_not_hold"}
+
+
+def test_dropout_verdict_logic():
+    def s(bn0, bn5, nb5, sd=0.005):
+        return {"bn|dropout=0.0": {"test_acc": (bn0, sd)}, "bn|dropout=0.5": {"test_acc": (bn5, sd)},
+                "no_bn|dropout=0.5": {"test_acc": (nb5, sd)}}
+    assert regularization.dropout_verdict(s(0.98, 0.98, 0.97))["verdict"] == "holds"
+    assert regularization.dropout_verdict(s(0.95, 0.98, 0.97))["verdict"] == "does_not_hold"
+    assert regularization.dropout_verdict(s(0.95, 0.95, 0.97))["verdict"] == "partly"
