@@ -60,15 +60,14 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def cached(name: str, config: Any, run: Callable[[Any], dict], *, refresh: bool = False) -> dict:
     """run(config) once per (name, config, source); later calls load the stored result.
 
-    The stored record holds the result plus its provenance (config, source hash, wall time).
+    The stored record holds the result plus its provenance (config, source hash, wall time);
+    the result comes back exactly as run(config) returned it (after a JSON round trip on a hit).
     A corrupt cache file is reported and recomputed, never trusted.
     """
     path = cache_dir() / name / f"{config_key(name, config)}.json"
     if path.exists() and not refresh:
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            record["result"]["_cache"] = {"hit": True, "path": str(path), "wall_s": record["wall_s"]}
-            return record["result"]
+            return json.loads(path.read_text(encoding="utf-8"))["result"]
         except (json.JSONDecodeError, KeyError) as e:
             print(f"bnpaper cache: ignoring corrupt entry {path} ({e}); recomputing")
     t0 = time.perf_counter()
@@ -76,5 +75,4 @@ def cached(name: str, config: Any, run: Callable[[Any], dict], *, refresh: bool 
     wall = time.perf_counter() - t0
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
     write_json_atomic(path, {"name": name, "config": cfg, "source": source_hash(), "wall_s": wall, "result": result})
-    result["_cache"] = {"hit": False, "path": str(path), "wall_s": wall}
     return result

@@ -50,3 +50,21 @@ def setup(lang: str = "en") -> None:
 
 
 __all__ = ["setup", "label", "plt"]
+
+
+def band(ax, x, runs, label: str, **kw):
+    """Mean over runs as a line, +- one std as a shaded band; runs: list of equal-length lists.
+
+    Runs that stopped early (diverged) are left out of the band and drawn thin and dashed.
+    """
+    import numpy as np
+
+    full = [r for r in runs if len(r) == len(x)]
+    if full:
+        a = np.asarray(full, dtype=float)  # (runs, points)
+        mean, std = a.mean(0), a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1])
+        (line,) = ax.plot(x, mean, label=f"{label} (n={len(full)})", **kw)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=line.get_color())
+    for r in runs:
+        if len(r) != len(x):
+            ax.plot(x[: len(r)], r, ls="--", lw=0.8, **kw)
