@@ -46,6 +46,7 @@ class Chapter:
     titles: dict[str, str]
     params: dict[str, Any]  # defaults from the parameters cell
     limits: dict[str, dict]  # per-parameter {"min": .., "max": .., "choices": [..]} from front matter
+    source_text: str = ""  # the source as read (keys executions, so a later edit cannot mismatch)
 
     def validate(self, overrides: dict[str, Any]) -> dict[str, Any]:
         return validate_params(self, overrides)
@@ -54,7 +55,8 @@ class Chapter:
 def read_chapter(path: Path) -> Chapter:
     path = Path(path)
     try:
-        nb = jupytext.read(path, fmt="myst")
+        text = path.read_text(encoding="utf-8")
+        nb = jupytext.reads(text, fmt="myst")
     except Exception as e:  # noqa: BLE001
         raise ChapterError(f"cannot read chapter source {path}: {e}") from e
     meta = nb.metadata.get("bnpaper", {})
@@ -68,7 +70,7 @@ def read_chapter(path: Path) -> Chapter:
     for name in ("profile", "device", "lang"):
         if name not in params:
             raise ChapterError(f"{path.name}: the parameters cell must assign `{name}`")
-    return Chapter(path.stem, path, nb, titles, params, meta.get("params", {}))
+    return Chapter(path.stem, path, nb, titles, params, meta.get("params", {}), text)
 
 
 def parse_parameters(source: str, where: str = "parameters cell") -> dict[str, Any]:

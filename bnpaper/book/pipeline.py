@@ -69,7 +69,7 @@ def versions() -> dict[str, str]:
 
 
 def _run_key(ch: Chapter, lang: str, params: dict) -> str:
-    blob = json.dumps({"src": ch.path.read_text(encoding="utf-8"), "lang": lang, "params": params, "bnpaper": source_hash()}, sort_keys=True)
+    blob = json.dumps({"src": ch.source_text, "lang": lang, "params": params, "bnpaper": source_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

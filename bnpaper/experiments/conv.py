@@ -150,13 +150,6 @@ def train_pair(cfg: PairConfig) -> dict:
     return out
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return float("nan"), float("nan")
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
-
-
 # ----------------------------------------------------------------------------- folding
 
 
