@@ -6,6 +6,7 @@ it has no bias (beta takes its role).
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from bnpaper.layers import BatchNorm
@@ -55,4 +56,46 @@ def convnet(bn: bool = False, dropout: float = 0.0, channels: tuple[int, int] = 
     if dropout:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(hidden, 10))
+    return nn.Sequential(*layers)
+
+
+def _unit(cin: int, cout: int, k: int, bn: bool, activation: str, bn_momentum: float | None) -> list[nn.Module]:
+    """conv k x k [-> BN] -> g, 'same' padding; no conv bias when BN follows (Sec. 3.2)."""
+    out: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2, bias=not bn)]
+    if bn:
+        out.append(BatchNorm(cout, momentum=bn_momentum))
+    return out + [_act(activation)]
+
+
+class InceptionBlock(nn.Module):
+    """An Inception module as in the paper's BN-Inception (Sec. 4.2): parallel 1x1, 1x1 -> 3x3,
+    1x1 -> 3x3 -> 3x3 (the double 3x3 that replaces GoogLeNet's 5x5) and 3x3 avg-pool -> 1x1 branches,
+    concatenated along channels."""
+
+    def __init__(self, cin: int, c1: int, c3_reduce: int, c3: int, cd_reduce: int, cd: int, cpool: int,
+                 bn: bool, activation: str, bn_momentum: float | None = 0.1):
+        super().__init__()
+        u = lambda a, b, k: _unit(a, b, k, bn, activation, bn_momentum)
+        self.b1 = nn.Sequential(*u(cin, c1, 1))
+        self.b3 = nn.Sequential(*u(cin, c3_reduce, 1), *u(c3_reduce, c3, 3))
+        self.bd = nn.Sequential(*u(cin, cd_reduce, 1), *u(cd_reduce, cd, 3), *u(cd, cd, 3))
+        self.bp = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1), *u(cin, cpool, 1))
+        self.out_channels = c1 + c3 + cd + cpool
+
+    def forward(self, x):  # (N, cin, H, W) -> (N, c1 + c3 + cd + cpool, H, W)
+        return torch.cat([self.b1(x), self.b3(x), self.bd(x), self.bp(x)], dim=1)
+
+
+def inception_net(bn: bool = False, activation: str = "relu", dropout: float = 0.0,
+                  bn_momentum: float | None = 0.1) -> nn.Sequential:
+    """A small Inception-style net for 28x28 digits: stem 3x3 conv, two Inception blocks with
+    max-pooling between, global average pooling, [dropout], 10 logits."""
+    a = InceptionBlock(16, 8, 8, 12, 4, 8, 4, bn, activation, bn_momentum)  # -> 32 channels
+    b = InceptionBlock(a.out_channels, 12, 12, 16, 8, 12, 8, bn, activation, bn_momentum)  # -> 48 channels
+    layers: list[nn.Module] = [*_unit(1, 16, 3, bn, activation, bn_momentum), nn.MaxPool2d(2),  # (N, 16, 14, 14)
+                               a, nn.MaxPool2d(2), b,  # (N, 48, 7, 7)
+                               nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # (N, 48)
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(b.out_channels, 10))
     return nn.Sequential(*layers)

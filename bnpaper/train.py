@@ -23,7 +23,7 @@ from bnpaper.progress import progress
 
 @dataclass
 class TrainConfig:
-    model: str = "convnet"  # "convnet" (two 3x3 conv blocks) or "mlp" (Sec. 4.1's network)
+    model: str = "convnet"  # "convnet" (two 3x3 conv blocks), "mlp" (Sec. 4.1's network) or "inception"
     bn: bool = True  # BN before every hidden nonlinearity (Sec. 3.2)
     activation: str = "relu"  # "relu" or "sigmoid"
     dropout: float = 0.0  # dropout after the last hidden layer (convnet) or every hidden layer (mlp)
@@ -32,7 +32,7 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum
     weight_decay: float = 0.0  # L2 penalty coefficient
     lr_decay_every: int = 0  # multiply lr by lr_decay_factor every this many steps (0 = never)
-    lr_decay_factor: float = 0.5
+    lr_decay_factor: float = 0.5  # with lr_decay_every = 1 this is a per-step exponential decay
     batch_size: int = 64  # m, examples per mini-batch
     steps: int = 1000  # SGD steps
     eval_every: int = 100  # steps between test-accuracy evaluations
@@ -46,11 +46,13 @@ class TrainConfig:
 def build_model(cfg: TrainConfig) -> nn.Module:
     if cfg.model == "convnet":
         model = models.convnet(bn=cfg.bn, dropout=cfg.dropout, activation=cfg.activation, bn_momentum=cfg.bn_momentum)
+    elif cfg.model == "inception":
+        model = models.inception_net(bn=cfg.bn, activation=cfg.activation, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum)
     elif cfg.model == "mlp":
         model = models.mlp(tuple(cfg.hidden), bn=cfg.bn, activation=cfg.activation, dropout=cfg.dropout,
                            bn_momentum=cfg.bn_momentum)
     else:
-        raise ValueError(f"model must be 'convnet' or 'mlp', got {cfg.model!r}")
+        raise ValueError(f"model must be 'convnet', 'mlp' or 'inception', got {cfg.model!r}")
     if cfg.init_std > 0:
         with torch.no_grad():
             for mod in model.modules():

@@ -151,3 +151,49 @@ def test_dropout_verdict_logic():
     assert regularization.dropout_verdict(s(0.98, 0.98, 0.97))["verdict"] == "holds"
     assert regularization.dropout_verdict(s(0.95, 0.98, 0.97))["verdict"] == "does_not_hold"
     assert regularization.dropout_verdict(s(0.95, 0.95, 0.97))["verdict"] == "partly"
+
+
+def test_learning_rate_experiments(tmp_path, monkeypatch):
+    from bnpaper.experiments import learning_rate as lr_exp
+
+    monkeypatch.setenv("BNPAPER_CACHE", str(tmp_path))
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    ident = lr_exp.identities(lr_exp.IdentityConfig(scales=[0.1, 10.0], eps_values=[0.0, 1e-3], shape=[16, 8, 4]))
+    assert max(r["output"] for r in ident["0.0"]) < 1e-10
+    assert all(0 < r["output"] <= r["output_bound"] + 1e-12 for r in ident["0.001"])
+    mlp = lr_exp.mlp_config("smoke", steps=10, eval_every=10)
+    growth = lr_exp.weight_growth(lr_exp.GrowthConfig(train=mlp, track_every=5, scales=[0.5, 1.0, 2.0]))
+    assert len(growth["bn"]["w_norm"][0]) == 3  # three hidden layers tracked
+    resc = {r["a"]: r["grad_norm"] for r in growth["bn"]["rescaled"]}
+    assert abs(resc[2.0] * 2 / resc[1.0] - 1) < 1e-2 and abs(resc[0.5] * 0.5 / resc[1.0] - 1) < 1e-2  # the 1/a law
+    jac = lr_exp.jacobians(lr_exp.JacobianConfig(train=mlp, examples=4))
+    assert len(jac["bn"]["singular_values"]) == 2 and len(jac["bn"]["singular_values"][0]) == 4 * 100
+    sweep = lr_exp.lr_sweep(lr_exp.SweepConfig(base=replace(mlp, steps=5, eval_every=5, activation="relu", momentum=0.9),
+                                               lrs=[0.01, 1e5], seeds=[0]))
+    assert sweep["no_bn"]["100000.0"][0]["diverged"] is True
+    best = lr_exp.max_stable_lr(sweep, learned=0.0)
+    assert best["no_bn"] == 0.01
+    assert lr_exp.max_stable_lr(sweep, learned=1.01) == {"no_bn": None, "bn": None}
+
+
+def test_inception_recipe(tmp_path, monkeypatch):
+    from bnpaper.experiments import inception
+
+    monkeypatch.setenv("BNPAPER_CACHE", str(tmp_path))
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    cfg = inception.RecipeConfig(steps=6, eval_every=3, seeds=[0])
+    x5 = inception.model_config(cfg, "BN-x5", 0)
+    base = inception.model_config(cfg, "Baseline", 0)
+    assert x5.lr == 5 * base.lr and x5.dropout == 0 and x5.weight_decay == base.weight_decay / 5 and x5.bn
+    assert abs(x5.lr_decay_factor - base.lr_decay_factor**6) < 1e-15
+    assert inception.model_config(cfg, "BN-x5-Sigmoid", 0).activation == "sigmoid"
+    with pytest.raises(ValueError, match="model must be one of"):
+        inception.model_config(cfg, "BN-x7", 0)
+    result = inception.run(cfg)
+    s = inception.summarize(result)
+    assert set(s["rows"]) == set(inception.MODELS)
+    assert s["rows"]["Baseline"]["reached"] >= 1  # the Baseline reaches its own best by definition
+    fake = {"Baseline": [{"eval_steps": [10, 20], "test_acc": [0.5, 0.8], "diverged": False}],
+            "BN-x5": [{"eval_steps": [10, 20], "test_acc": [0.85, 0.9], "diverged": False}]}
+    fs = inception.summarize(fake)
+    assert fs["target"] == 0.8 and fs["rows"]["BN-x5"]["steps_to_target"][0] == 10 and fs["rows"]["BN-x5"]["speedup_vs_baseline"] == 2.0
