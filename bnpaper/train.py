@@ -85,7 +85,20 @@ def batches(n: int, batch_size: int, generator: torch.Generator):
 
 def train(cfg: TrainConfig, on_step: Callable[[int, nn.Module], None] | None = None, desc: str = "train"):
     """Train a model; returns (model, history). history holds steps, losses, test accuracy per
-    evaluation, final train/test accuracy, and diverged / diverged_at."""
+    evaluation, final train/test accuracy, and diverged / diverged_at.
+
+    On the CPU an MLP trains on one thread (faster for such small matrices, TOOLCHAIN.md); conv
+    nets use torch's default. The thread count is restored afterwards."""
+    threads = torch.get_num_threads()
+    if cfg.model == "mlp" and resolve_device(cfg.device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _train(cfg, on_step, desc)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: TrainConfig, on_step, desc: str):
     device = resolve_device(cfg.device)
     ds = data_mod.load(cfg.data_dir)
     torch.manual_seed(cfg.seed)

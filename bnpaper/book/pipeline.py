@@ -39,6 +39,9 @@ from bnpaper.cache import source_hash, write_json_atomic
 from bnpaper.glossary import LANGS
 
 BOOK = REPO / "book"
+# Sphinx warnings that mean a reader would see a hole (a number, figure or reference missing):
+BROKEN = ("Failed to format", "undefined label", "Duplicate explicit target", "glue", "unknown document",
+          "citation not found", "could not find bibtex key", "equation not found", "image file not readable")
 PACKAGES = ("torch", "numpy", "matplotlib", "papermill", "jupytext", "jupyter-book", "mlxtend")
 
 
@@ -248,10 +251,17 @@ def render(lang: str, src: Path, build_dir: Path) -> Path:
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise ChapterError(f"Jupyter Book failed to build the {lang} edition (exit {proc.returncode}); no edition was published:\n{tail}")
+    warnings = [l.strip() for l in (proc.stdout + proc.stderr).splitlines() if "WARNING" in l]
+    broken = [w for w in warnings if any(s in w for s in BROKEN)]
+    if broken:
+        shutil.rmtree(stage, ignore_errors=True)  # the next build re-reads every page and sees these again
+        raise ChapterError(
+            f"the {lang} edition built, but with {len(broken)} broken reference(s) or number(s); no edition was "
+            "published:\n" + "\n".join(broken[:15])
+        )
     stamp.write_text(static_hash)
-    warnings = [l for l in (proc.stdout + proc.stderr).splitlines() if "WARNING" in l]
     for w in warnings[:20]:
-        log(f"{lang}: sphinx {w.strip()}")
+        log(f"{lang}: sphinx {w}")
     return stage / "_build" / "html"
 
 

@@ -32,8 +32,10 @@ PROFILES = {  # steps of SGD and seeds per training configuration
 def base_config(profile: str, device: str = "cpu", data_dir: str = "", **kw) -> TrainConfig:
     """The conv net training setup every chapter of Sec. 3.2 / 3.4 shares."""
     p = PROFILES[profile]
-    return TrainConfig(model="convnet", steps=p["steps"], eval_every=p["eval_every"], lr=0.05, momentum=0.9,
-                       batch_size=64, device=device, data_dir=data_dir, **kw)
+    fields = dict(model="convnet", steps=p["steps"], eval_every=p["eval_every"], lr=0.05, momentum=0.9,
+                  batch_size=64, device=device, data_dir=data_dir)
+    fields.update(kw)
+    return TrainConfig(**fields)
 
 
 # ----------------------------------------------------------------------------- bias before BN

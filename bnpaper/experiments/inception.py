@@ -23,7 +23,7 @@ from bnpaper.train import TrainConfig, trained
 
 PROFILES = {
     "smoke": {"steps": 20, "seeds": 2, "eval_every": 5},
-    "quick": {"steps": 1500, "seeds": 3, "eval_every": 50},
+    "quick": {"steps": 500, "seeds": 3, "eval_every": 25},
     "paper": {"steps": 8000, "seeds": 5, "eval_every": 100},
 }
 MODELS = ("Baseline", "BN-Baseline", "BN-x5", "BN-x30", "BN-x5-Sigmoid")
@@ -31,7 +31,7 @@ MODELS = ("Baseline", "BN-Baseline", "BN-x5", "BN-x30", "BN-x5-Sigmoid")
 
 @dataclass
 class RecipeConfig:
-    steps: int = 1500  # SGD steps per run
+    steps: int = 500  # SGD steps per run
     eval_every: int = 50  # steps between validation (test-set) evaluations
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lr: float = 0.01  # Baseline's learning rate (the paper's Inception used 0.0015 on ImageNet)
