@@ -55,7 +55,7 @@ def label(key: str, lang: str) -> str:
     return labels[key][lang]
 
 
-_MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|`[^`]*`|\{[a-z]+\}`[^`]*`|\(https?://[^)]*\)", re.DOTALL)
+_MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|`[^`]*`|\{[a-z:]+\}`[^`]*`|\(https?://[^)]*\)|^\([\w-]+\)=$", re.DOTALL | re.MULTILINE)
 
 
 def strip_math_and_code(text: str) -> str:

@@ -8,6 +8,8 @@ one element to Python numbers first, and never displays the value in the cell.
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 
 import numpy as np
 from IPython.display import Markdown
@@ -32,3 +34,18 @@ def glue(name: str, value) -> None:
         _glue(name, value if value is not None else float("nan"), display=False)
     else:
         raise TypeError(f"glue {name!r}: expected a number or a str, got {type(value).__name__}")
+
+
+def publish_data(name: str, lang: str, **payload) -> Markdown:
+    """Save the data behind a figure or table as JSON next to the chapter, and return the link.
+
+    The file is $BNPAPER_FIGDATA/<chapter>-<name>.json (the pipeline copies it into the edition as
+    data/...); payload should hold the config and the results the figure was drawn from.
+    """
+    from bnpaper.cache import source_hash, write_json_atomic
+    from bnpaper.glossary import label
+
+    chapter = os.environ.get("BNPAPER_CHAPTER", "notebook")
+    path = Path(os.environ.get("BNPAPER_FIGDATA", "_build/figdata")) / f"{chapter}-{name}.json"
+    write_json_atomic(path, {"chapter": chapter, "figure": name, "bnpaper_source": source_hash(), **payload})
+    return Markdown(f"{label('raw_data', lang)}: {{download}}`data/{path.name}`")

@@ -47,6 +47,7 @@ class Chapter:
     params: dict[str, Any]  # defaults from the parameters cell
     limits: dict[str, dict]  # per-parameter {"min": .., "max": .., "choices": [..]} from front matter
     source_text: str = ""  # the source as read (keys executions, so a later edit cannot mismatch)
+    reads_ledger: bool = False  # front matter bnpaper.reads_ledger: re-execute when any claim record changes
 
     def validate(self, overrides: dict[str, Any]) -> dict[str, Any]:
         return validate_params(self, overrides)
@@ -70,7 +71,7 @@ def read_chapter(path: Path) -> Chapter:
     for name in ("profile", "device", "lang"):
         if name not in params:
             raise ChapterError(f"{path.name}: the parameters cell must assign `{name}`")
-    return Chapter(path.stem, path, nb, titles, params, meta.get("params", {}), text)
+    return Chapter(path.stem, path, nb, titles, params, meta.get("params", {}), text, bool(meta.get("reads_ledger")))
 
 
 def parse_parameters(source: str, where: str = "parameters cell") -> dict[str, Any]:
@@ -203,6 +204,7 @@ _MATH_BLOCK = re.compile(r"\$\$.*?\$\$(?:\s*\([\w-]+\))?", re.DOTALL)
 _REFS = re.compile(r"\{(?:eq|numref|ref|cite|cite:p|cite:t|term|download|doc)\}`[^`]*`")
 _HEADING = re.compile(r"^(#+)\s", re.MULTILINE)
 _DIRECTIVE = re.compile(r"^```\{[\w:-]+\}", re.MULTILINE)
+_LABEL = re.compile(r"^\(([\w-]+)\)=\s*$", re.MULTILINE)
 
 
 def prose_pairs(ch: Chapter) -> list[tuple[Any, Any]]:
@@ -235,4 +237,5 @@ def structure(text: str) -> dict[str, list]:
         "references": sorted(_REFS.findall(text)),
         "headings": _HEADING.findall(text),
         "directives": _DIRECTIVE.findall(text),
+        "labels": _LABEL.findall(text),
     }

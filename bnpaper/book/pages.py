@@ -26,7 +26,7 @@ def glossary_page(lang: str, s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reproducibility_page(lang: str, s: dict, records: dict[str, dict]) -> str:
+def reproducibility_page(lang: str, s: dict, records: dict[str, dict], data_files: dict[str, list[str]] | None = None) -> str:
     f = s["repro_fields"]
     lines = [f"# {s['repro_title']}", "", s["repro_intro"], ""]
     for name, r in records.items():
@@ -41,8 +41,11 @@ def reproducibility_page(lang: str, s: dict, records: dict[str, dict]) -> str:
             f"- {f['source']}: `{r['bnpaper_source']}`",
             f"- {f['versions']}: " + ", ".join(f"`{k} {v}`" for k, v in r["versions"].items()),
             f"- {f['params']}: `{json.dumps(r['params'], ensure_ascii=False)}`",
-            "",
         ]
+        files = (data_files or {}).get(name, [])
+        if files:
+            lines.append(f"- {f['data']}: " + ", ".join(f"{{download}}`{x} <data/{x}>`" for x in files))
+        lines.append("")
     return "\n".join(lines)
 
 

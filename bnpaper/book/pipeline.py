@@ -71,8 +71,14 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _run_key(ch: Chapter, lang: str, params: dict) -> str:
-    blob = json.dumps({"src": ch.source_text, "lang": lang, "params": params, "bnpaper": source_hash()}, sort_keys=True)
+def _run_key(ch: Chapter, lang: str, params: dict, ledger_dir: Path) -> str:
+    """What an executed notebook depends on: its source, language, parameters, the bnpaper package,
+    and, for a chapter that reads the claims ledger, every ledger record of its profile."""
+    from bnpaper import ledger
+
+    ledger_state = ledger.records_hash(params["profile"], params.get("data_dir", ""), ledger_dir) if ch.reads_ledger else ""
+    blob = json.dumps({"src": ch.source_text, "lang": lang, "params": params, "bnpaper": source_hash(),
+                       "ledger": ledger_state}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -80,7 +86,7 @@ def _run_key(ch: Chapter, lang: str, params: dict) -> str:
 
 
 def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, output: Path | None = None,
-            force: bool = False, progress: bool = True) -> Path:
+            force: bool = False, progress: bool = True, ledger_dir: Path | None = None) -> Path:
     """Execute one edition of one chapter with papermill; returns the executed notebook's path.
 
     params must already be validated (validate_params). A cell that raises stops here with a
@@ -96,7 +102,8 @@ def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, 
     out_dir = Path(build_dir).resolve() / "executed" / lang
     out = Path(output).resolve() if output else out_dir / f"{ch.name}.ipynb"
     record_path = out.with_suffix(".run.json")
-    key = _run_key(ch, lang, params)
+    ledger_dir = Path(ledger_dir or Path(build_dir) / "ledger").resolve()
+    key = _run_key(ch, lang, params, ledger_dir)
     if not force and out.exists() and record_path.exists():
         try:
             if json.loads(record_path.read_text())["key"] == key:
@@ -109,9 +116,15 @@ def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, 
     work.mkdir(exist_ok=True)
     src_nb, tmp_out = work / f"{ch.name}.input.ipynb", work / f"{ch.name}.ipynb"
     nbformat.write(split(ch, lang), src_nb)
-    env_before = {k: os.environ.get(k) for k in ("BNPAPER_CACHE", "BNPAPER_PROGRESS")}
-    os.environ["BNPAPER_CACHE"] = str(Path(os.environ.get("BNPAPER_CACHE", REPO / ".bnpaper-cache")).resolve())
-    os.environ["BNPAPER_PROGRESS"] = "1" if progress else "0"
+    env = {
+        "BNPAPER_CACHE": str(Path(os.environ.get("BNPAPER_CACHE", REPO / ".bnpaper-cache")).resolve()),
+        "BNPAPER_PROGRESS": "1" if progress else "0",
+        "BNPAPER_CHAPTER": ch.name,
+        "BNPAPER_FIGDATA": str(Path(build_dir).resolve() / "figdata" / lang),
+        "BNPAPER_LEDGER": str(ledger_dir),
+    }
+    env_before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     log(f"{lang} {ch.name}: executing (profile {params['profile']}, device {params['device']})")
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -145,6 +158,7 @@ def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, 
     for cell in nb.cells:  # papermill does not copy the parameters cell's tags to its injected cell
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.metadata["tags"] = [*cell.metadata["tags"], "hide-input"]
+    separate_figure_outputs(nb)
     nbformat.write(nb, tmp_out)
     os.replace(tmp_out, out)  # the executed notebook appears whole or not at all
     record = {
@@ -159,6 +173,24 @@ def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, 
     return out
 
 
+def separate_figure_outputs(nb: nbformat.NotebookNode) -> None:
+    """A figure cell (mystnb.figure metadata) may also glue numbers or print; myst-nb would wrap every
+    output in the named figure (duplicate labels). Keep the images in the figure cell and move the
+    other outputs to an input-less cell right after it."""
+    i = 0
+    while i < len(nb.cells):
+        cell = nb.cells[i]
+        if cell.cell_type == "code" and cell.metadata.get("mystnb", {}).get("figure"):
+            images = [o for o in cell.outputs if any(k.startswith("image/") for k in o.get("data", {}))]
+            others = [o for o in cell.outputs if o not in images]
+            if others and images:
+                cell.outputs = images
+                extra = nbformat.v4.new_code_cell(source="", metadata={"tags": ["remove-input"]})
+                extra.outputs = others
+                nb.cells.insert(i + 1, extra)
+        i += 1
+
+
 def execute_one(name: str, *, lang: str = "en", raw_params: list[tuple[str, str]] = (), output: Path | None = None,
                 build_dir: Path = Path("_build")) -> Path:
     """`bnpaper execute CHAPTER --lang ar -p name value`: always re-executes."""
@@ -169,8 +201,10 @@ def execute_one(name: str, *, lang: str = "en", raw_params: list[tuple[str, str]
     if lang not in LANGS:
         raise ChapterError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
     params = validate_params(ch, overrides)
-    out = output or Path(build_dir) / "executed" / "custom" / lang / f"{ch.name}.ipynb"
-    return execute(ch, lang, params, build_dir, output=out, force=True)
+    custom = Path(build_dir) / "executed" / "custom"
+    out = output or custom / lang / f"{ch.name}.ipynb"
+    # a one-off run records its claims apart from the book's ledger, so the book stays consistent
+    return execute(ch, lang, params, build_dir, output=out, force=True, ledger_dir=custom / "ledger")
 
 
 def describe_chapters() -> str:
@@ -229,8 +263,13 @@ def assemble(lang: str, executed: dict[str, Path], build_dir: Path) -> Path:
         pages.add_download_link(nb, f"{name}.ipynb", strings["download"])
         _write_if_changed(src / f"{name}.ipynb", nbformat.writes(nb).encode())
     records = {n: json.loads(p.with_suffix(".run.json").read_text()) for n, p in executed.items()}
+    figdata = Path(build_dir) / "figdata" / lang
+    data_files = {}
+    for f in sorted(figdata.glob("*.json")) if figdata.exists() else []:
+        _write_if_changed(src / "data" / f.name, f.read_bytes())
+        data_files.setdefault(f.name.split("-", 1)[0], []).append(f.name)
     _write_if_changed(src / "glossary.md", pages.glossary_page(lang, strings).encode())
-    _write_if_changed(src / "reproducibility.md", pages.reproducibility_page(lang, strings, records).encode())
+    _write_if_changed(src / "reproducibility.md", pages.reproducibility_page(lang, strings, records, data_files).encode())
     _write_if_changed(src / "references.md", pages.references_page(strings).encode())
     return src
 
