@@ -157,3 +157,31 @@ def test_failing_cell_stops_the_build_and_keeps_the_old_book(tmp_path, monkeypat
     assert (build / "html" / "en" / "index.html").read_text() == "the previous complete book"
     assert (build / "executed" / "en" / "failed" / "05_broken.ipynb").exists()
     assert not (build / "executed" / "en" / "05_broken.ipynb").exists()
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_claims_ledger_page(smoke_book, lang):
+    from bnpaper.ledger import CLAIMS
+    from bnpaper.plotting import label
+
+    text = (smoke_book / lang / "08_claims.html").read_text(encoding="utf-8")
+    for c in CLAIMS:
+        assert (c.en if lang == "en" else c.ar)[:25].replace("&", "&amp;") in text, c.id
+        if c.rule is not None:
+            assert f'href="{c.chapter}.html#{c.label}"' in text, c.id
+    assert f"<strong>{label('v_not_run', lang)}</strong>" not in text  # the smoke build measured every testable claim
+    assert text.count(f"<strong>{label('v_not_testable', lang)}</strong>") == sum(c.rule is None for c in CLAIMS)
+
+
+def test_figure_data_is_downloadable(smoke_book):
+    import json
+
+    files = list((smoke_book / "en" / "_downloads").rglob("*.json"))
+    names = {f.name for f in files}
+    for expected in ("01_bn_transform-bn-distributions.json", "02_conv-conv-training.json", "07_figure1-figure1bc.json",
+                     "06_inception-inception-curves.json", "04_regularization-dropout-grid.json"):
+        assert expected in names, sorted(names)
+    record = json.loads(next(f for f in files if f.name == "02_conv-conv-training.json").read_text())
+    assert record["chapter"] == "02_conv" and "config" in record and "result" in record and record["bnpaper_source"]
+    repro = (smoke_book / "en" / "reproducibility.html").read_text(encoding="utf-8")
+    assert "02_conv-conv-training.json" in repro
