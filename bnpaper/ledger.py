@@ -136,7 +136,7 @@ def _rule_fig1_acc(m):
 def _rule_fig1_drift(m):
     bn, no = m["bn"], m["no_bn"]
     verdict = "holds" if bn[0] < 0.5 * no[0] else ("partly" if bn[0] < no[0] else "does_not_hold")
-    return verdict, (f"median over the 100 last-layer sigmoids of the median's range over training / final spread: "
+    return verdict, (f"median over the 100 last-layer sigmoids of the median's range over training / mean spread: "
                      f"{_pm(bn)} with BN vs {_pm(no)} without (n={m['n']})")
 
 

@@ -37,7 +37,9 @@ class TrainConfig:
     steps: int = 1000  # SGD steps
     eval_every: int = 100  # steps between test-accuracy evaluations
     seed: int = 0  # initialization, batch order and dropout
-    init_std: float = 0.0  # >0: weights ~ N(0, init_std), biases 0 (Sec. 4.1 "small Gaussian"); 0: torch's default
+    init_std: float = 0.0  # >0: weights ~ N(0, init_std), biases 0 (Sec. 4.1 "small Gaussian"); 0: see init
+    init: str = "torch"  # with init_std 0: "torch" (torch's default) or "he" (He et al. normal, for ReLU nets)
+    final_train_acc: bool = True  # also measure accuracy on the whole training set at the end
     bn_momentum: float | None = 0.1  # running-average momentum (None: cumulative average)
     data_dir: str = ""  # "" = embedded 5k MNIST; else a folder with the four IDX files
     device: str = "cpu"  # resolved device ("cpu" or "cuda")
@@ -53,11 +55,16 @@ def build_model(cfg: TrainConfig) -> nn.Module:
                            bn_momentum=cfg.bn_momentum)
     else:
         raise ValueError(f"model must be 'convnet', 'mlp' or 'inception', got {cfg.model!r}")
-    if cfg.init_std > 0:
+    if cfg.init not in ("torch", "he"):
+        raise ValueError(f"init must be 'torch' or 'he', got {cfg.init!r}")
+    if cfg.init_std > 0 or cfg.init == "he":
         with torch.no_grad():
             for mod in model.modules():
                 if isinstance(mod, (nn.Linear, nn.Conv2d)):
-                    mod.weight.normal_(0.0, cfg.init_std)
+                    if cfg.init_std > 0:
+                        mod.weight.normal_(0.0, cfg.init_std)
+                    else:
+                        nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
                     if mod.bias is not None:
                         mod.bias.zero_()
     return model
@@ -137,7 +144,7 @@ def _train(cfg: TrainConfig, on_step, desc: str):
         hist["final_test_acc"] = hist["final_train_acc"] = None
     else:
         hist["final_test_acc"] = accuracy(model, x_te, y_te)
-        hist["final_train_acc"] = accuracy(model, x_tr, y_tr)
+        hist["final_train_acc"] = accuracy(model, x_tr, y_tr) if cfg.final_train_acc else None
     hist["data"] = ds.describe()
     hist["config"] = asdict(cfg)
     return model, hist

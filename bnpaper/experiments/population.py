@@ -23,7 +23,7 @@ from bnpaper.train import TrainConfig, accuracy, trained
 PROFILES = {
     "smoke": {"ks": [1, 2, 5], "k_seeds": 2, "k_methods": 5, "ms": [2, 8, 64], "examples": 1280, "seeds": 2},
     "quick": {"ks": [1, 2, 3, 5, 10, 20, 50], "k_seeds": 5, "k_methods": 50, "ms": [2, 4, 8, 16, 64],
-              "examples": 16000, "seeds": 3},
+              "examples": 8000, "seeds": 3},
     "paper": {"ks": [1, 2, 3, 5, 10, 20, 50, 100], "k_seeds": 10, "k_methods": 100, "ms": [2, 4, 8, 16, 64],
               "examples": 64000, "seeds": 5},
 }
@@ -35,9 +35,16 @@ def _training_batches(x: torch.Tensor, m: int, k: int, seed: int) -> list[torch.
     return list(x[perm].split(m))  # k batches of exactly m (Alg. 2 averages equal-size batches)
 
 
+def _shuffled(x: torch.Tensor, y: torch.Tensor, seed: int = 0):
+    """Test examples in a fixed random order, so test mini-batches are not sorted by class."""
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed)).to(y.device)
+    return x[perm], y[perm]
+
+
 @torch.no_grad()
 def batch_stats_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: int) -> float:
     """Accuracy when every BN layer uses the statistics of the test mini-batch itself (size m)."""
+    x, y = _shuffled(x, y)
     net = copy.deepcopy(model).eval()
     for bn in bn_layers(net).values():
         bn.train()  # batch statistics; the running buffers of this copy are thrown away
@@ -114,6 +121,7 @@ class SmallBatchConfig:
 @torch.no_grad()
 def train_eval_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: int) -> dict:
     """On test mini-batches of size m: logits in train mode (batch statistics) vs eval mode."""
+    x, y = _shuffled(x, y)
     net_train = copy.deepcopy(model).eval()
     for bn in bn_layers(net_train).values():
         bn.train()
