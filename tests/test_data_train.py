@@ -191,7 +191,7 @@ def test_inception_recipe(tmp_path, monkeypatch):
         inception.model_config(cfg, "BN-x7", 0)
     result = inception.run(cfg)
     s = inception.summarize(result)
-    assert set(s["rows"]) == set(inception.MODELS)
+    assert set(s["rows"]) == set(inception.MODELS) and "Inception-Sigmoid" in s["rows"]
     assert s["rows"]["Baseline"]["reached"] >= 1  # the Baseline reaches its own best by definition
     fake = {"Baseline": [{"eval_steps": [10, 20], "test_acc": [0.5, 0.8], "diverged": False}],
             "BN-x5": [{"eval_steps": [10, 20], "test_acc": [0.85, 0.9], "diverged": False}]}

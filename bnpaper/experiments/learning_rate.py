@@ -22,12 +22,12 @@ from bnpaper.theory import scale_identity_gaps, scale_output_bound
 from bnpaper.train import TrainConfig, train, trained
 
 PROFILES = {
-    "smoke": {"steps": 20, "seeds": 2, "lrs": [0.1, 10.0], "sweep_steps": 10,
+    "smoke": {"steps": 20, "seeds": 2, "lrs": [0.1, 10.0], "sweep_steps": 10, "mlp_sweep_steps": 10,
               "sigmoid_steps": 20, "track_every": 5},
     "quick": {"steps": 2000, "seeds": 3, "lrs": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
-              "sweep_steps": 300, "sigmoid_steps": 1500, "track_every": 50},
-    "paper": {"steps": 10000, "seeds": 5, "lrs": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0],
-              "sweep_steps": 3000, "sigmoid_steps": 10000, "track_every": 200},
+              "sweep_steps": 300, "mlp_sweep_steps": 1000, "sigmoid_steps": 1500, "track_every": 50},
+    "paper": {"steps": 10000, "seeds": 3, "lrs": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+              "sweep_steps": 1000, "mlp_sweep_steps": 3000, "sigmoid_steps": 10000, "track_every": 200},
 }
 
 

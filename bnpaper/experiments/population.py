@@ -25,7 +25,7 @@ PROFILES = {
     "quick": {"ks": [1, 2, 3, 5, 10, 20, 50], "k_seeds": 5, "k_methods": 50, "ms": [2, 4, 8, 16, 64],
               "examples": 8000, "seeds": 3},
     "paper": {"ks": [1, 2, 3, 5, 10, 20, 50, 100], "k_seeds": 10, "k_methods": 100, "ms": [2, 4, 8, 16, 64],
-              "examples": 64000, "seeds": 5},
+              "examples": 32000, "seeds": 3},
 }
 
 
