@@ -100,7 +100,7 @@ def summarize(result: dict) -> dict:
             "diverged": sum(r["diverged"] for r in runs),
         }
     base_steps = rows["Baseline"]["steps_to_target"][0]
-    for name, row in rows.items():
+    for row in rows.values():
         s = row["steps_to_target"][0]
         row["speedup_vs_baseline"] = (base_steps / s) if (s and base_steps) else None
     return {"target": target, "rows": rows}
