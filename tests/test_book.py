@@ -95,6 +95,7 @@ def test_arabic_edition_is_in_arabic(smoke_book):
     text = (smoke_book / "ar" / "01_bn_transform.html").read_text(encoding="utf-8")
     assert "تحويل تطبيع الحزمة وتدرجه" in text
     assert "أظهر محتوى الخلية" in text  # interface strings
+    assert "الشكل 1" in text and "Fig. 1" not in text  # figure numbers in Arabic
     assert "The backward pass, step by step" not in text  # no English prose
     glossary = (smoke_book / "ar" / "glossary.html").read_text(encoding="utf-8")
     assert "تطبيع الحزمة" in glossary and "batch normalization" in glossary
