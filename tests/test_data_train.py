@@ -197,3 +197,14 @@ def test_inception_recipe(tmp_path, monkeypatch):
             "BN-x5": [{"eval_steps": [10, 20], "test_acc": [0.85, 0.9], "diverged": False}]}
     fs = inception.summarize(fake)
     assert fs["target"] == 0.8 and fs["rows"]["BN-x5"]["steps_to_target"][0] == 10 and fs["rows"]["BN-x5"]["speedup_vs_baseline"] == 2.0
+
+
+def test_algorithm2_batches_can_exceed_one_epoch():
+    """k * m larger than the training set (paper profile: k = 100, m = 64, 4,000 digits) still gives k full batches."""
+    x = torch.arange(50.0).unsqueeze(1)
+    batches = population._training_batches(x, m=8, k=20, seed=0)
+    assert len(batches) == 20 and all(b.shape == (8, 1) for b in batches)
+    first_epoch = torch.cat(batches[:6]).flatten()  # 6 * 8 = 48 examples, no repeats within an epoch
+    assert len(set(first_epoch.tolist())) == 48
+    with pytest.raises(ValueError, match="mini-batch size m must be in"):
+        population._training_batches(x, m=51, k=1, seed=0)

@@ -30,9 +30,14 @@ PROFILES = {
 
 
 def _training_batches(x: torch.Tensor, m: int, k: int, seed: int) -> list[torch.Tensor]:
+    """k mini-batches of exactly m training examples (Alg. 2 averages equal-size batches), drawn
+    without replacement epoch by epoch, so k * m may exceed the training set."""
+    if not 2 <= m <= len(x):
+        raise ValueError(f"mini-batch size m must be in [2, {len(x)}] (the training set), got {m}")
     g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(x), generator=g)[: m * k]
-    return list(x[perm].split(m))  # k batches of exactly m (Alg. 2 averages equal-size batches)
+    epochs = -(-m * k // len(x))  # ceil
+    perm = torch.cat([torch.randperm(len(x), generator=g)[: len(x) - len(x) % m] for _ in range(epochs + 1)])
+    return list(x[perm[: m * k]].split(m))  # (k, m, ...) as a list
 
 
 def _shuffled(x: torch.Tensor, y: torch.Tensor, seed: int = 0):
