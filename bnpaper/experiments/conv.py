@@ -19,7 +19,7 @@ from torch import nn
 
 from bnpaper import data as data_mod
 from bnpaper import functional as F
-from bnpaper.inference import fold_batchnorm
+from bnpaper.inference import bn_layers, fold_batchnorm
 from bnpaper.train import TrainConfig, accuracy, trained
 
 PROFILES = {  # steps of SGD and seeds per training configuration
@@ -171,8 +171,7 @@ def fold_speed(cfg: FoldConfig) -> dict:
     ds = data_mod.load(cfg.train.data_dir)
     with torch.no_grad():
         diff = (model(ds.x_test) - folded(ds.x_test)).abs().max().item()
-    n_bn = sum(type(m).__name__ == "BatchNorm" for m in model.modules())
-    n_bn_folded = sum(type(m).__name__ == "BatchNorm" for m in folded.modules())
+    n_bn, n_bn_folded = len(bn_layers(model)), len(bn_layers(folded))
     x = ds.x_test[: cfg.batch]
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)

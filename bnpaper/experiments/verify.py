@@ -87,8 +87,6 @@ def summarize(result: dict) -> dict[str, dict]:
 
     s = {}
     for k, v in result.items():
-        if k.startswith("_"):
-            continue
         if k == "gradcheck":
             s[k] = {"passed": sum(v), "runs": len(v)}
         else:
