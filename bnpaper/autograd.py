@@ -4,54 +4,152 @@ Both Functions return (y, mu_B, sigma2_B); the statistics are marked non-differe
 feed the layer's running averages.
 
 * `BatchNormReference`: forward is Algorithm 1 line by line, backward the paper's six steps.
-* `BatchNormFast`: in-place forward, backward as dl/dx = k1 dy + k2 x_hat + k3; saves only
-  x_hat and per-channel vectors. The layer uses this one by default.
+* `BatchNormFast`: in-place forward, backward as dl/dx = k1 dy + k2 x_hat + k3. It saves the
+  input x and two per-channel vectors (as torch's native kernel does) and rebuilds x_hat in the
+  backward.
+
+Second order. Both backward passes are written in differentiable tensor operations. When
+autograd runs them with create_graph=True (a gradient penalty, a Hessian-vector product), the
+statistics mu_B and sigma2_B are recomputed from the saved input inside the backward, so the
+recorded graph reaches x through x_hat, mu_B and sigma2_B. Saved statistics would be
+constants to that graph, and the double backward would silently miss their terms.
+
+Both Functions use the `setup_context` form with `generate_vmap_rule = True`, so they run
+under `torch.func.vmap` / `functional_call` (many runs as one computation) and `torch.compile`.
+
+Half precision: float16 / bfloat16 input is normalized in float32 (statistics, x_hat, the
+backward sums) and y is returned in the input's dtype, as torch's CPU and cuDNN kernels do.
 """
 
 from __future__ import annotations
+
+import functools
+import shutil
+import warnings
 
 import torch
 
 from bnpaper import functional as F
 
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for float16 / bfloat16 input (statistics kept in float32, as torch), else the dtype."""
+    return torch.float32 if dtype in LOW_PRECISION else dtype
+
+
+def _statistics(x: torch.Tensor, mu_B: torch.Tensor, sigma2_B: torch.Tensor):
+    """The saved statistics, or, when the backward itself is being recorded (create_graph=True),
+    the same statistics recomputed from x so the double backward differentiates through them."""
+    if torch.is_grad_enabled():
+        return F.batch_statistics(x)  # Alg. 1, lines 1-2, now part of the recorded graph
+    return mu_B, sigma2_B
+
 
 class BatchNormReference(torch.autograd.Function):
     """Algorithm 1 and the six backward equations of Sec. 3.1, readable first."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x, gamma, beta, eps):  # x: (N, C, *S); gamma, beta: (C,)
-        y, cache = F.forward_reference(x, gamma, beta, eps)
-        ctx.save_for_backward(x, gamma, cache.mu_B, cache.sigma2_B, cache.x_hat)
+    def forward(x, gamma, beta, eps):  # x: (N, C, *S); gamma, beta: (C,)
+        cd = compute_dtype(x.dtype)
+        y, cache = F.forward_reference(x.to(cd), gamma.to(cd), beta.to(cd), eps)
+        return y.to(x.dtype), cache.mu_B, cache.sigma2_B
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, gamma, _beta, eps = inputs
+        _, mu_B, sigma2_B = output
+        ctx.save_for_backward(x, gamma, mu_B, sigma2_B)
         ctx.eps = eps
-        ctx.mark_non_differentiable(cache.mu_B, cache.sigma2_B)
-        return y, cache.mu_B, cache.sigma2_B
+        ctx.mark_non_differentiable(mu_B, sigma2_B)
 
     @staticmethod
     def backward(ctx, dy, _dmu, _dsigma2):
-        x, gamma, mu_B, sigma2_B, x_hat = ctx.saved_tensors
-        cache = F.ForwardCache(x=x, mu_B=mu_B, sigma2_B=sigma2_B, x_hat=x_hat, eps=ctx.eps)
-        g = F.backward_steps(dy, gamma, cache)
-        return g["dl_dx"], g["dl_dgamma"], g["dl_dbeta"], None
+        x, gamma, mu_B, sigma2_B = ctx.saved_tensors
+        cd = compute_dtype(x.dtype)
+        xc, g = x.to(cd), gamma.to(cd)
+        mu_B, sigma2_B = _statistics(xc, mu_B, sigma2_B)
+        x_hat = (xc - F.per_channel(mu_B, xc)) / F.per_channel(
+            torch.sqrt(sigma2_B + ctx.eps), xc
+        )  # Alg. 1, l. 3
+        cache = F.ForwardCache(x=xc, mu_B=mu_B, sigma2_B=sigma2_B, x_hat=x_hat, eps=ctx.eps)
+        steps = F.backward_steps(dy.to(cd), g, cache)
+        return (
+            steps["dl_dx"].to(x.dtype),
+            steps["dl_dgamma"].to(gamma.dtype),
+            steps["dl_dbeta"].to(gamma.dtype),
+            None,
+        )
 
 
 class BatchNormFast(torch.autograd.Function):
     """The same gradient, arranged for speed and memory (see `functional.fast_backward`)."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x, gamma, beta, eps):  # x: (N, C, *S); gamma, beta: (C,)
-        y, mu_B, sigma2_B, inv_std, x_hat = F.fast_forward(x, gamma, beta, eps)
-        ctx.save_for_backward(x_hat, gamma, inv_std)  # one input-sized tensor + (C,) vectors
+    def forward(x, gamma, beta, eps):  # x: (N, C, *S); gamma, beta: (C,)
+        cd = compute_dtype(x.dtype)
+        y, mu_B, sigma2_B, _inv_std, _x_hat = F.fast_forward(x.to(cd), gamma.to(cd), beta.to(cd), eps)
+        return y.to(x.dtype), mu_B, sigma2_B
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, gamma, _beta, eps = inputs
+        _, mu_B, sigma2_B = output
+        ctx.save_for_backward(x, gamma, mu_B, sigma2_B)  # the input + (C,) vectors, like native
+        ctx.eps = eps
         ctx.mark_non_differentiable(mu_B, sigma2_B)
-        return y, mu_B, sigma2_B
 
     @staticmethod
     def backward(ctx, dy, _dmu, _dsigma2):
-        x_hat, gamma, inv_std = ctx.saved_tensors
-        dl_dx, dl_dgamma, dl_dbeta = F.fast_backward(dy, x_hat, gamma, inv_std)
-        return dl_dx, dl_dgamma, dl_dbeta, None
+        x, gamma, mu_B, sigma2_B = ctx.saved_tensors
+        cd = compute_dtype(x.dtype)
+        xc = x.to(cd)
+        mu_B, sigma2_B = _statistics(xc, mu_B, sigma2_B)
+        inv_std = (sigma2_B + ctx.eps).rsqrt()  # (C,)
+        x_hat = (xc - F.per_channel(mu_B, xc)).mul_(F.per_channel(inv_std, xc))  # Alg. 1, line 3, rebuilt
+        dl_dx, dl_dgamma, dl_dbeta = F.fast_backward(dy.to(cd), x_hat, gamma.to(cd), inv_std)
+        return dl_dx.to(x.dtype), dl_dgamma.to(gamma.dtype), dl_dbeta.to(gamma.dtype), None
 
 
-IMPLEMENTATIONS = {"fast": BatchNormFast, "reference": BatchNormReference}
+def _fast_apply(x, gamma, beta, eps):
+    return BatchNormFast.apply(x, gamma, beta, eps)
+
+
+@functools.cache
+def _compiled():
+    """torch.compile of the fast path (inductor writes one fused C++ kernel per pass), or None
+    with a one-line notice where no C++ compiler exists: then the eager fast path runs."""
+    from torch._inductor import config as inductor_config
+
+    cxx = [c for c in inductor_config.cpp.cxx if c]
+    if not any(shutil.which(c) for c in cxx):
+        warnings.warn(
+            f"bnpaper: impl='compiled' needs a C++ compiler for torch.compile (looked for {cxx}); "
+            "using the eager fast path. Install g++ (Debian: apt-get install g++) to compile it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return torch.compile(_fast_apply, dynamic=None)
+
+
+def _compiled_apply(x, gamma, beta, eps):
+    fn = _compiled()
+    if fn is None or torch.compiler.is_compiling():
+        return _fast_apply(x, gamma, beta, eps)
+    return fn(x, gamma, beta, eps)
+
+
+IMPLEMENTATIONS = {
+    "fast": _fast_apply,
+    "reference": BatchNormReference.apply,
+    "compiled": _compiled_apply,
+}
 
 
 def batch_norm_train(
@@ -63,14 +161,22 @@ def batch_norm_train(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training-mode BN with the hand-derived backward. Returns (y, mu_B, sigma2_B).
 
-    gamma / beta may be None (affine=False): then gamma = 1, beta = 0 as constants.
+    gamma / beta may be None (affine=False, or bias=False): then gamma = 1, beta = 0 as constants.
+    impl: "fast" (default), "reference" (Alg. 1 and the six steps as written) or "compiled"
+    (torch.compile of the fast path; falls back to "fast" with a notice where there is no compiler).
+    An empty batch (N = 0) gives an empty output and NaN statistics, which the layer does not
+    fold into its running averages (torch does the same).
     """
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
     F.check_input(x, gamma.shape[0] if gamma is not None else None, training=True)
     C = x.shape[1]
+    pdtype = compute_dtype(x.dtype) if gamma is None else gamma.dtype
     if gamma is None:
-        gamma = torch.ones(C, dtype=x.dtype, device=x.device)
+        gamma = torch.ones(C, dtype=pdtype, device=x.device)
     if beta is None:
-        beta = torch.zeros(C, dtype=x.dtype, device=x.device)
-    return IMPLEMENTATIONS[impl].apply(x, gamma, beta, eps)
+        beta = torch.zeros(C, dtype=gamma.dtype, device=x.device)
+    if x.numel() == 0:  # nothing to normalize: keep the graph (gradients are empty / zero)
+        nan = torch.full((C,), float("nan"), dtype=compute_dtype(x.dtype), device=x.device)
+        return x * F.per_channel(gamma, x).to(x.dtype) + F.per_channel(beta, x).to(x.dtype), nan, nan
+    return IMPLEMENTATIONS[impl](x, gamma, beta, eps)

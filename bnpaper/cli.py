@@ -1,8 +1,8 @@
 """The `bnpaper` command line: build the book, execute one chapter, run the benchmark.
 
-    bnpaper book [--profile quick] [--device auto] [--lang en,ar]
-    bnpaper execute CHAPTER --lang ar -p name value ...
-    bnpaper bench [--device cpu] [--repeats 25]
+bnpaper book [--profile quick] [--device auto] [--lang en,ar]
+bnpaper execute CHAPTER --lang ar -p name value ...
+bnpaper bench [--device cpu] [--repeats 25]
 """
 
 from __future__ import annotations
@@ -24,20 +24,30 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     b.add_argument("--repeats", type=int, default=25, help="interleaved timed repeats (>= 20)")
     b.add_argument("--out", type=Path, default=Path("_build/bench"), help="folder for the JSON table")
+    b.add_argument("--record", action="store_true", help="also record the run in book/bench/ for chapter 01")
 
     bk = sub.add_parser("book", help="execute every chapter and build the English and Arabic editions")
     bk.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
     bk.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     bk.add_argument("--lang", default="en,ar", help="comma-separated editions (default en,ar)")
     bk.add_argument("--build-dir", type=Path, default=Path("_build"), help="output folder (default _build)")
-    bk.add_argument("--data-dir", default="", help="folder with the four MNIST IDX files (default: embedded 5k digits)")
+    bk.add_argument(
+        "--data-dir", default="", help="folder with the four MNIST IDX files (default: embedded 5k digits)"
+    )
 
     ex = sub.add_parser("execute", help="re-execute one chapter with parameters into an executed .ipynb")
     ex.add_argument("chapter", help="chapter name (see `bnpaper execute --list`)", nargs="?")
     ex.add_argument("--list", action="store_true", help="list the chapters and their parameters")
     ex.add_argument("--lang", default="en", help="en or ar (default en)")
-    ex.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                    help="set a parameter of the chapter's parameters cell (repeatable)")
+    ex.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter of the chapter's parameters cell (repeatable)",
+    )
     ex.add_argument("-o", "--output", type=Path, default=None, help="executed notebook path")
     ex.add_argument("--build-dir", type=Path, default=Path("_build"))
     return p
@@ -48,18 +58,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "bench":
             from bnpaper import bench
-            bench.main(bench.BenchConfig(device=args.device, repeats=args.repeats), args.out)
+
+            bench.main(
+                bench.BenchConfig(device=args.device, repeats=args.repeats), args.out, record=args.record
+            )
         elif args.command == "book":
             from bnpaper.book import pipeline
-            pipeline.build_book(profile=args.profile, device=args.device, langs=args.lang,
-                                build_dir=args.build_dir, data_dir=args.data_dir)
+
+            pipeline.build_book(
+                profile=args.profile,
+                device=args.device,
+                langs=args.lang,
+                build_dir=args.build_dir,
+                data_dir=args.data_dir,
+            )
         elif args.command == "execute":
             from bnpaper.book import pipeline
+
             if args.list or not args.chapter:
                 print(pipeline.describe_chapters())
                 return 0 if args.list else 2
-            path = pipeline.execute_one(args.chapter, lang=args.lang, raw_params=args.parameter,
-                                        output=args.output, build_dir=args.build_dir)
+            path = pipeline.execute_one(
+                args.chapter,
+                lang=args.lang,
+                raw_params=args.parameter,
+                output=args.output,
+                build_dir=args.build_dir,
+            )
             print(f"executed notebook: {path}")
     except (UserError, ValueError, RuntimeError, TypeError, FileNotFoundError) as e:
         print(f"bnpaper {args.command}: error: {e}", file=sys.stderr)

@@ -55,7 +55,7 @@ def check_input(x: torch.Tensor, num_features: int | None = None, *, training: b
             f"expected {num_features} channels (dimension 1 of the input), got {x.shape[1]} "
             f"in input of shape {tuple(x.shape)}"
         )
-    if training and values_per_channel(x) <= 1:
+    if training and values_per_channel(x) == 1:
         raise ValueError(
             f"BN needs more than one value per channel when training, got input of shape "
             f"{tuple(x.shape)} (1 value per channel): the batch variance is undefined. "
@@ -89,7 +89,7 @@ def batch_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     dims = reduce_dims(x)
     mu_B = x.mean(dims)  # (N, C, *S) -> (C,)
-    sigma2_B = (x - per_channel(mu_B, x)).pow_(2).mean(dims)  # (N, C, *S) -> (C,)
+    sigma2_B = (x - per_channel(mu_B, x)).square().mean(dims)  # (N, C, *S) -> (C,)
     return mu_B, sigma2_B
 
 
@@ -166,21 +166,20 @@ def backward_collapsed(
 def fast_forward(
     x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = DEFAULT_EPS
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Algorithm 1 arranged for speed: two allocations (x_hat, normalized in place, and y, whose
-    buffer first holds the squared deviations).
+    """Algorithm 1 arranged for speed: x_hat normalized in place, y written once.
 
-    Returns y, mu_B, sigma2_B (biased), inv_std = 1 / sqrt(sigma2_B + eps) and x_hat, the one
-    input-sized tensor the backward needs. Normalizing (x - mu_B) rather than folding into
-    y = x s + (beta - mu_B s) avoids cancellation when |mu_B| >> sqrt(sigma2_B).
+    Returns y, mu_B, sigma2_B (biased), inv_std = 1 / sqrt(sigma2_B + eps) and x_hat.
+    Normalizing (x - mu_B) rather than folding into y = x s + (beta - mu_B s) avoids
+    cancellation when |mu_B| >> sqrt(sigma2_B). Only out-of-place operations and in-place ones
+    on fresh buffers, so the same code runs under torch.func.vmap and torch.compile.
     """
     dims = reduce_dims(x)
     mu_B = x.mean(dims)  # Alg. 1, line 1: (N, C, *S) -> (C,)
     x_hat = x - per_channel(mu_B, x)  # (N, C, *S), normalized in place below
-    y = torch.mul(x_hat, x_hat, out=torch.empty_like(x))  # y's buffer holds (x - mu_B)^2 for now
-    sigma2_B = y.mean(dims)  # line 2, biased: (C,)
-    inv_std = (sigma2_B + eps).rsqrt_()  # (C,)
+    sigma2_B = (x_hat * x_hat).mean(dims)  # line 2, biased: (C,)
+    inv_std = (sigma2_B + eps).rsqrt()  # (C,)
     x_hat.mul_(per_channel(inv_std, x))  # line 3
-    torch.mul(x_hat, per_channel(gamma, x), out=y).add_(per_channel(beta, x))  # line 4 (mul + add_ beats a broadcast addcmul on CPU)
+    y = (x_hat * per_channel(gamma, x)).add_(per_channel(beta, x))  # line 4
     return y, mu_B, sigma2_B, inv_std, x_hat
 
 
@@ -190,18 +189,17 @@ def fast_backward(
     """The collapsed gradient as dl/dx = k1 dy + k2 x_hat + k3 with per-channel k's:
 
       k1 = gamma inv_std,  k2 = -k1 sum(dy x_hat) / m,  k3 = -k1 sum(dy) / m.
-    Returns (dl_dx, dl_dgamma, dl_dbeta).
+    Returns (dl_dx, dl_dgamma, dl_dbeta). Every operation is differentiable (in-place ones act on
+    fresh buffers only), so with create_graph=True autograd records it for the double backward.
     """
     dims = reduce_dims(x_hat)
     m = values_per_channel(x_hat)
     dl_dbeta = dy.sum(dims)  # eq. 6: (N, C, *S) -> (C,)
-    dl_dx = torch.mul(dy, x_hat)  # dl_dx's buffer holds dy * x_hat for now
-    dl_dgamma = dl_dx.sum(dims)  # eq. 5: (C,)
+    dl_dgamma = (dy * x_hat).sum(dims)  # eq. 5: (C,)
     k1 = gamma * inv_std  # (C,)
     k2 = -k1 * dl_dgamma / m
     k3 = -k1 * dl_dbeta / m
-    torch.mul(x_hat, per_channel(k2, x_hat), out=dl_dx).add_(per_channel(k3, x_hat))  # (N, C, *S)
-    dl_dx.addcmul_(dy, per_channel(k1, x_hat))
+    dl_dx = (dy * per_channel(k1, dy)).add_(x_hat * per_channel(k2, x_hat)).add_(per_channel(k3, x_hat))
     return dl_dx, dl_dgamma, dl_dbeta
 
 

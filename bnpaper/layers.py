@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from bnpaper import functional as F
-from bnpaper.autograd import IMPLEMENTATIONS, batch_norm_train
+from bnpaper.autograd import IMPLEMENTATIONS, batch_norm_train, compute_dtype
 
 
 class BatchNorm(nn.Module):
@@ -34,12 +34,22 @@ class BatchNorm(nn.Module):
         momentum: weight of the newest batch in the running averages, or None for a cumulative
             average. Default: 0.1.
         affine: learn gamma (init 1) and beta (init 0). Default: True.
+        bias: with affine, also learn beta; ``bias=False`` keeps gamma only (as torch 2.13).
+            Default: True.
         track_running_stats: keep running_mean / running_var; if False, eval mode also uses
             batch statistics. Default: True.
-        impl: "fast" (default) or "reference" (Alg. 1 and the six backward steps as written).
+        impl: "fast" (default), "reference" (Alg. 1 and the six backward steps as written) or
+            "compiled" (torch.compile of the fast path, eager where no C++ compiler exists).
 
     Shape:
-        Input (N, C), (N, C, L) or (N, C, H, W); output the same shape.
+        Input (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W); output the same shape and memory
+        format. N = 0 gives an empty output and leaves the running statistics as they are.
+        float16 / bfloat16 input is normalized in float32 and returned in its own dtype.
+
+    Second order: gradients of gradients (gradient penalties, Hessian-vector products) are exact
+    for every impl, see `bnpaper.autograd`. The module runs under torch.compile and under
+    torch.func.functional_call + vmap with stacked parameters and buffers (running statistics
+    included).
 
     Example:
         >>> bn = BatchNorm(64)
@@ -56,6 +66,8 @@ class BatchNorm(nn.Module):
         impl: str = "fast",
         device=None,
         dtype=None,
+        *,
+        bias: bool = True,
     ):
         super().__init__()
         if not isinstance(num_features, int) or num_features < 1:
@@ -71,9 +83,11 @@ class BatchNorm(nn.Module):
         self.affine, self.track_running_stats, self.impl = affine, track_running_stats, impl
         if affine:
             self.weight = nn.Parameter(torch.ones(num_features, **kw))  # gamma
-            self.bias = nn.Parameter(torch.zeros(num_features, **kw))  # beta
         else:
             self.register_parameter("weight", None)
+        if affine and bias:
+            self.bias = nn.Parameter(torch.zeros(num_features, **kw))  # beta
+        else:
             self.register_parameter("bias", None)
         if track_running_stats:
             self.register_buffer("running_mean", torch.zeros(num_features, **kw))
@@ -91,35 +105,68 @@ class BatchNorm(nn.Module):
             self.num_batches_tracked.zero_()
 
     def extra_repr(self) -> str:
+        bias = "" if self.bias is not None or not self.affine else ", bias=False"
         return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}{bias}, "
             f"track_running_stats={self.track_running_stats}, impl={self.impl!r}"
         )
 
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        """Any rank >= 2 here; BatchNorm1d/2d/3d narrow it as torch does."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, *S) -> (N, C, *S)
+        self._check_input_dim(x)
         use_batch_stats = self.training or not self.track_running_stats
         F.check_input(x, self.num_features, training=use_batch_stats)
         if not use_batch_stats:  # Alg. 2, line 11: a fixed affine map per channel
-            gamma, beta = self._gamma_beta(x)
-            return F.inference_affine(x, self.running_mean, self.running_var, gamma, beta, self.eps)
+            return self._inference(x)
         y, mu_B, sigma2_B = batch_norm_train(x, self.weight, self.bias, self.eps, self.impl)
         if self.training and self.track_running_stats:
             self._update_running_stats(mu_B, sigma2_B, F.values_per_channel(x))
         return y
 
-    def _gamma_beta(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.affine:
-            return self.weight, self.bias
-        ones = torch.ones(self.num_features, dtype=x.dtype, device=x.device)
-        return ones, torch.zeros_like(ones)
+    def _inference(self, x: torch.Tensor) -> torch.Tensor:
+        cd = compute_dtype(x.dtype)  # float16 / bfloat16: the affine map in float32, as torch
+        ones = torch.ones(self.num_features, dtype=cd, device=x.device)
+        gamma = self.weight.to(cd) if self.weight is not None else ones
+        beta = self.bias.to(cd) if self.bias is not None else torch.zeros_like(ones)
+        mean, var = self.running_mean.to(cd), self.running_var.to(cd)
+        return F.inference_affine(x.to(cd), mean, var, gamma, beta, self.eps).to(x.dtype)
 
     @torch.no_grad()
     def _update_running_stats(self, mu_B: torch.Tensor, sigma2_B: torch.Tensor, m: int) -> None:
-        self.num_batches_tracked += 1
+        self.num_batches_tracked.add_(1)
+        if m == 0:  # an empty batch has no statistics: the averages stay, as in torch
+            return
         if self.momentum is None:  # cumulative average over all batches seen
-            factor = 1.0 / float(self.num_batches_tracked)
+            factor = 1.0 / self.num_batches_tracked.to(self.running_mean.dtype)  # a tensor: fine under vmap
         else:  # exponential moving average, as torch
             factor = self.momentum
         unbiased = sigma2_B * (m / (m - 1))  # stored unbiased, as torch does (Alg. 2, line 10)
-        self.running_mean.lerp_(mu_B.to(self.running_mean.dtype), factor)
-        self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
+        # new = (1 - factor) old + factor batch, written with mul_/add_ (vmap has no rule for lerp_)
+        self.running_mean.mul_(1 - factor).add_(mu_B.to(self.running_mean.dtype) * factor)
+        self.running_var.mul_(1 - factor).add_(unbiased.to(self.running_var.dtype) * factor)
+
+
+class BatchNorm1d(BatchNorm):
+    """`BatchNorm` for (N, C) or (N, C, L) input, rejecting other ranks as torch.nn.BatchNorm1d does."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() not in (2, 3):
+            raise ValueError(f"expected 2D or 3D input (got {x.dim()}D input)")
+
+
+class BatchNorm2d(BatchNorm):
+    """`BatchNorm` for (N, C, H, W) input, as torch.nn.BatchNorm2d."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError(f"expected 4D input (got {x.dim()}D input)")
+
+
+class BatchNorm3d(BatchNorm):
+    """`BatchNorm` for (N, C, D, H, W) input, as torch.nn.BatchNorm3d."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() != 5:
+            raise ValueError(f"expected 5D input (got {x.dim()}D input)")
