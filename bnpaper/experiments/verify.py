@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as TF
 
 from bnpaper import functional as F
-from bnpaper.autograd import BatchNormFast, BatchNormReference
+from bnpaper.autograd import BatchNormFast, BatchNormReference, batch_norm_train
 
 PROFILES = {  # number of seeds per profile
     "smoke": 2,
@@ -45,9 +45,21 @@ def _batch(cfg: VerifyConfig, seed: int):
 
 def run(cfg: VerifyConfig) -> dict:
     """Per seed, the max |difference| of each quantity to its reference. Returns lists by key."""
-    out: dict[str, list] = {k: [] for k in (
-        "forward_vs_torch", "out_mean", "out_var", "steps_vs_autograd", "collapsed_vs_autograd",
-        "fast_vs_autograd", "torch_vs_autograd", "dgamma_vs_autograd", "dbeta_vs_autograd", "gradcheck")}
+    out: dict[str, list] = {
+        k: []
+        for k in (
+            "forward_vs_torch",
+            "out_mean",
+            "out_var",
+            "steps_vs_autograd",
+            "collapsed_vs_autograd",
+            "fast_vs_autograd",
+            "torch_vs_autograd",
+            "dgamma_vs_autograd",
+            "dbeta_vs_autograd",
+            "gradcheck",
+        )
+    }
     for seed in cfg.seeds:
         x, gamma, beta, dy = _batch(cfg, seed)
         y, cache = F.forward_reference(x, gamma, beta, cfg.eps)
@@ -59,13 +71,17 @@ def run(cfg: VerifyConfig) -> dict:
         out["out_var"].append((x_hat.var(dims, unbiased=False) - 1).abs().max().item())  # ~eps/sigma2
 
         xa, ga, ba = (t.clone().requires_grad_() for t in (x, gamma, beta))
-        dx_auto, dg_auto, db_auto = torch.autograd.grad(F.forward_reference(xa, ga, ba, cfg.eps)[0], (xa, ga, ba), dy)
+        dx_auto, dg_auto, db_auto = torch.autograd.grad(
+            F.forward_reference(xa, ga, ba, cfg.eps)[0], (xa, ga, ba), dy
+        )
         steps = F.backward_steps(dy, gamma, cache)
         collapsed = F.backward_collapsed(dy, gamma, x_hat, cache.sigma2_B, cfg.eps)
         *_, inv_std, xh = F.fast_forward(x, gamma, beta, cfg.eps)
         dx_fast, _, _ = F.fast_backward(dy, xh, gamma, inv_std)
         xt = x.clone().requires_grad_()
-        (dx_torch,) = torch.autograd.grad(TF.batch_norm(xt, None, None, gamma, beta, training=True, eps=cfg.eps), xt, dy)
+        (dx_torch,) = torch.autograd.grad(
+            TF.batch_norm(xt, None, None, gamma, beta, training=True, eps=cfg.eps), xt, dy
+        )
         out["steps_vs_autograd"].append((steps["dl_dx"] - dx_auto).abs().max().item())
         out["collapsed_vs_autograd"].append((collapsed - dx_auto).abs().max().item())
         out["fast_vs_autograd"].append((dx_fast - dx_auto).abs().max().item())
@@ -73,11 +89,56 @@ def run(cfg: VerifyConfig) -> dict:
         out["dgamma_vs_autograd"].append((steps["dl_dgamma"] - dg_auto).abs().max().item())
         out["dbeta_vs_autograd"].append((steps["dl_dbeta"] - db_auto).abs().max().item())
 
-        small = [t[:4, :2, :2, :2].contiguous().clone().requires_grad_() if t.dim() == 4 else t[:2].clone().requires_grad_()
-                 for t in (x, gamma, beta)]
-        ok = all(torch.autograd.gradcheck(lambda a, b, c, fn=fn: fn.apply(a, b, c, cfg.eps)[0], tuple(small))
-                 for fn in (BatchNormReference, BatchNormFast))
+        small = [
+            t[:4, :2, :2, :2].contiguous().clone().requires_grad_()
+            if t.dim() == 4
+            else t[:2].clone().requires_grad_()
+            for t in (x, gamma, beta)
+        ]
+        ok = all(
+            torch.autograd.gradcheck(lambda a, b, c, fn=fn: fn.apply(a, b, c, cfg.eps)[0], tuple(small))
+            for fn in (BatchNormReference, BatchNormFast)
+        )
         out["gradcheck"].append(bool(ok))
+    return out
+
+
+def second_order(cfg: VerifyConfig) -> dict:
+    """Per seed: gradgradcheck of both Functions (finite differences of the backward itself), and
+    the Hessian-vector product of a scalar loss through our BN against autograd differentiating
+    Algorithm 1 written as plain tensor ops (twice). Returns lists by key."""
+    out: dict[str, list] = {"gradgradcheck": [], "hvp_fast_vs_autograd": [], "hvp_reference_vs_autograd": []}
+    for seed in cfg.seeds:
+        x, gamma, beta, dy = _batch(cfg, seed)
+        small = [
+            t[:4, :2, :2, :2].contiguous().clone().requires_grad_()
+            if t.dim() == 4
+            else t[:2].clone().requires_grad_()
+            for t in (x, gamma, beta)
+        ]
+        ok = all(
+            torch.autograd.gradgradcheck(
+                lambda a, b, c, impl=impl: batch_norm_train(a, b, c, cfg.eps, impl)[0], tuple(small)
+            )
+            for impl in ("fast", "reference")
+        )
+        out["gradgradcheck"].append(bool(ok))
+        v = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+
+        def hvp(bn, x=x, dy=dy, v=v):  # H v for loss(x) = sum(dy * tanh(BN(x))), by double backward
+            xa = x.clone().requires_grad_()
+            (g,) = torch.autograd.grad((dy * torch.tanh(bn(xa))).sum(), xa, create_graph=True)
+            (h,) = torch.autograd.grad((g * v).sum(), xa)
+            return h
+
+        h_auto = hvp(lambda t, gamma=gamma, beta=beta: F.forward_reference(t, gamma, beta, cfg.eps)[0])
+        for impl in ("fast", "reference"):
+
+            def ours(t, impl=impl, gamma=gamma, beta=beta):
+                return batch_norm_train(t, gamma, beta, cfg.eps, impl)[0]
+
+            h = hvp(ours)
+            out[f"hvp_{impl}_vs_autograd"].append((h - h_auto).abs().max().item())
     return out
 
 
@@ -87,7 +148,7 @@ def summarize(result: dict) -> dict[str, dict]:
 
     s = {}
     for k, v in result.items():
-        if k == "gradcheck":
+        if k in ("gradcheck", "gradgradcheck"):
             s[k] = {"passed": sum(v), "runs": len(v)}
         else:
             s[k] = {"max": max(v), "median": statistics.median(v), "runs": len(v)}
