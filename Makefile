@@ -1,5 +1,6 @@
 # One command each, on a fresh machine (Debian, Python >= 3.11):
-#   make test    install everything the tests need, then run them
+#   make test    install everything the tests need, lint (make lint), then run them
+#   make lint    ruff: lint and format check of bnpaper/, tests/ and the chapters' code cells
 #   make book    install what the book needs, execute every chapter (quick profile), build both editions
 #   make bench   BN forward+backward timings against torch's native batch_norm (CPU)
 PYTHON ?= python3
@@ -9,7 +10,7 @@ PROFILE ?= quick
 DEVICE  ?= auto
 STAMP  := $(VENV)/.installed
 
-.PHONY: test book paper bench system-deps clean
+.PHONY: test lint book paper bench system-deps clean
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +25,28 @@ system-deps:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-core; \
 	fi
 
-test: $(STAMP) system-deps
+test: $(STAMP) lint system-deps
 	$(PY) -m pytest -q
+
+# The chapters' code cells: jupytext hands each chapter to ruff as a temporary .ipynb, of which ruff
+# checks the code cells only, one cell at a time (so imports after the parameters cell are fine).
+# -o puts jupytext's converted copy in a scratch folder: without it jupytext rewrites the chapter.
+RUFF      := $(VENV)/bin/ruff
+CHAPTERS  := $(wildcard notebooks/[0-9]*.md)
+
+lint: $(STAMP)
+	$(RUFF) check bnpaper tests
+	$(RUFF) format --check bnpaper tests
+	@scratch=$$(mktemp -d); status=0; \
+	for nb in $(CHAPTERS); do \
+	  $(VENV)/bin/jupytext -q --pipe-fmt ipynb \
+	    --check "$(RUFF) check -q --config pyproject.toml --output-format concise {}" \
+	    --check "$(RUFF) format -q --check --config pyproject.toml {}" \
+	    --to ipynb -o "$$scratch/$$(basename $$nb .md).ipynb" "$$nb" || status=1; \
+	done; \
+	rm -rf "$$scratch"; \
+	if [ $$status = 0 ]; then echo "chapters' code cells: ruff check and format clean"; fi; \
+	exit $$status
 
 book: $(STAMP)
 	$(PY) -m bnpaper book --profile $(PROFILE) --device $(DEVICE)
@@ -34,7 +55,7 @@ paper: $(STAMP)
 	$(PY) -m bnpaper book --profile paper --device $(DEVICE)
 
 bench: $(STAMP)
-	$(PY) -m bnpaper bench --device cpu
+	$(PY) -m bnpaper bench --device cpu --record
 
 clean:
 	rm -rf _build .bnpaper-cache

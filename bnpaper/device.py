@@ -8,7 +8,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda if available else cpu; "cuda" without a GPU is an error naming the fix."""
+    """ "auto" -> cuda if available else cpu; "cuda" without a GPU is an error naming the fix."""
     if name not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
     if name == "auto":

@@ -36,12 +36,19 @@ def terms() -> tuple[Term, ...]:
     out = []
     for t in _load()["terms"]:
         en_re = t.get("en_re") or re.escape(t["en"])
-        out.append(Term(
-            id=t["id"], en=t["en"], ar=t["ar"], en_re=en_re,
-            ar_forms=tuple(t.get("ar_forms") or [t["ar"]]),
-            def_en=t["def_en"], def_ar=t["def_ar"], source=bool(t.get("source", False)),
-            pattern=re.compile(en_re, re.IGNORECASE),
-        ))
+        out.append(
+            Term(
+                id=t["id"],
+                en=t["en"],
+                ar=t["ar"],
+                en_re=en_re,
+                ar_forms=tuple(t.get("ar_forms") or [t["ar"]]),
+                def_en=t["def_en"],
+                def_ar=t["def_ar"],
+                source=bool(t.get("source", False)),
+                pattern=re.compile(en_re, re.IGNORECASE),
+            )
+        )
     return tuple(out)
 
 
@@ -55,7 +62,10 @@ def label(key: str, lang: str) -> str:
     return labels[key][lang]
 
 
-_MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|`[^`]*`|\{[a-z:]+\}`[^`]*`|\(https?://[^)]*\)|^\([\w-]+\)=$", re.DOTALL | re.MULTILINE)
+_MATH = re.compile(
+    r"\$\$.*?\$\$|\$[^$\n]+\$|`[^`]*`|\{[a-z:]+\}`[^`]*`|\(https?://[^)]*\)|^\([\w-]+\)=$",
+    re.DOTALL | re.MULTILINE,
+)
 
 
 def strip_math_and_code(text: str) -> str:
@@ -63,7 +73,7 @@ def strip_math_and_code(text: str) -> str:
     return _MATH.sub(" ", text)
 
 
-_TASHKEEL = re.compile("[\u064B-\u0652\u0670\u0640]")  # Arabic diacritics and tatweel
+_TASHKEEL = re.compile("[\u064b-\u0652\u0670\u0640]")  # Arabic diacritics and tatweel
 
 
 def plain_arabic(text: str) -> str:

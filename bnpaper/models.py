@@ -20,8 +20,13 @@ def _act(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def mlp(hidden: tuple[int, ...] = (100, 100, 100), bn: bool = False, activation: str = "sigmoid",
-        dropout: float = 0.0, bn_momentum: float | None = 0.1) -> nn.Sequential:
+def mlp(
+    hidden: tuple[int, ...] = (100, 100, 100),
+    bn: bool = False,
+    activation: str = "sigmoid",
+    dropout: float = 0.0,
+    bn_momentum: float | None = 0.1,
+) -> nn.Sequential:
     """28x28 -> hidden layers -> 10 logits (the paper's MNIST network, Sec. 4.1, is the default)."""
     layers: list[nn.Module] = [nn.Flatten()]  # (N, 1, 28, 28) -> (N, 784)
     width = 28 * 28
@@ -37,8 +42,14 @@ def mlp(hidden: tuple[int, ...] = (100, 100, 100), bn: bool = False, activation:
     return nn.Sequential(*layers)
 
 
-def convnet(bn: bool = False, dropout: float = 0.0, channels: tuple[int, int] = (8, 16), hidden: int = 64,
-            activation: str = "relu", bn_momentum: float | None = 0.1) -> nn.Sequential:
+def convnet(
+    bn: bool = False,
+    dropout: float = 0.0,
+    channels: tuple[int, int] = (8, 16),
+    hidden: int = 64,
+    activation: str = "relu",
+    bn_momentum: float | None = 0.1,
+) -> nn.Sequential:
     """Two 3x3 conv blocks (conv [-> BN] -> g -> 2x2 max-pool), one hidden FC layer, 10 logits."""
     c1, c2 = channels
 
@@ -48,8 +59,12 @@ def convnet(bn: bool = False, dropout: float = 0.0, channels: tuple[int, int] = 
             out.append(BatchNorm(cout, momentum=bn_momentum))  # per feature map, m' = m * p * q
         return out + [_act(activation), nn.MaxPool2d(2)]
 
-    layers = [*block(1, c1), *block(c1, c2), nn.Flatten(),  # (N, 1, 28, 28) -> (N, c2 * 7 * 7)
-              nn.Linear(c2 * 7 * 7, hidden, bias=not bn)]
+    layers = [
+        *block(1, c1),
+        *block(c1, c2),
+        nn.Flatten(),  # (N, 1, 28, 28) -> (N, c2 * 7 * 7)
+        nn.Linear(c2 * 7 * 7, hidden, bias=not bn),
+    ]
     if bn:
         layers.append(BatchNorm(hidden, momentum=bn_momentum))
     layers.append(_act(activation))
@@ -59,7 +74,9 @@ def convnet(bn: bool = False, dropout: float = 0.0, channels: tuple[int, int] = 
     return nn.Sequential(*layers)
 
 
-def _unit(cin: int, cout: int, k: int, bn: bool, activation: str, bn_momentum: float | None) -> list[nn.Module]:
+def _unit(
+    cin: int, cout: int, k: int, bn: bool, activation: str, bn_momentum: float | None
+) -> list[nn.Module]:
     """conv k x k [-> BN] -> g, 'same' padding; no conv bias when BN follows (Sec. 3.2)."""
     out: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2, bias=not bn)]
     if bn:
@@ -72,8 +89,19 @@ class InceptionBlock(nn.Module):
     1x1 -> 3x3 -> 3x3 (the double 3x3 that replaces GoogLeNet's 5x5) and 3x3 avg-pool -> 1x1 branches,
     concatenated along channels."""
 
-    def __init__(self, cin: int, c1: int, c3_reduce: int, c3: int, cd_reduce: int, cd: int, cpool: int,
-                 bn: bool, activation: str, bn_momentum: float | None = 0.1):
+    def __init__(
+        self,
+        cin: int,
+        c1: int,
+        c3_reduce: int,
+        c3: int,
+        cd_reduce: int,
+        cd: int,
+        cpool: int,
+        bn: bool,
+        activation: str,
+        bn_momentum: float | None = 0.1,
+    ):
         super().__init__()
         u = lambda a, b, k: _unit(a, b, k, bn, activation, bn_momentum)
         self.b1 = nn.Sequential(*u(cin, c1, 1))
@@ -86,15 +114,22 @@ class InceptionBlock(nn.Module):
         return torch.cat([self.b1(x), self.b3(x), self.bd(x), self.bp(x)], dim=1)
 
 
-def inception_net(bn: bool = False, activation: str = "relu", dropout: float = 0.0,
-                  bn_momentum: float | None = 0.1) -> nn.Sequential:
+def inception_net(
+    bn: bool = False, activation: str = "relu", dropout: float = 0.0, bn_momentum: float | None = 0.1
+) -> nn.Sequential:
     """A small Inception-style net for 28x28 digits: stem 3x3 conv, two Inception blocks with
     max-pooling between, global average pooling, [dropout], 10 logits."""
     a = InceptionBlock(16, 8, 8, 12, 4, 8, 4, bn, activation, bn_momentum)  # -> 32 channels
     b = InceptionBlock(a.out_channels, 12, 12, 16, 8, 12, 8, bn, activation, bn_momentum)  # -> 48 channels
-    layers: list[nn.Module] = [*_unit(1, 16, 3, bn, activation, bn_momentum), nn.MaxPool2d(2),  # (N, 16, 14, 14)
-                               a, nn.MaxPool2d(2), b,  # (N, 48, 7, 7)
-                               nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # (N, 48)
+    layers: list[nn.Module] = [
+        *_unit(1, 16, 3, bn, activation, bn_momentum),
+        nn.MaxPool2d(2),  # (N, 16, 14, 14)
+        a,
+        nn.MaxPool2d(2),
+        b,  # (N, 48, 7, 7)
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    ]  # (N, 48)
     if dropout:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(b.out_channels, 10))

@@ -7,10 +7,21 @@ FIGURE3 = {  # model: initial learning rate, steps to reach 72.2% (Inception's b
     "BN-Baseline": {"lr": 0.0015, "steps_to_baseline_best": 13.3e6, "max_accuracy": 0.727},
     "BN-x5": {"lr": 0.0075, "steps_to_baseline_best": 2.1e6, "max_accuracy": 0.730},
     "BN-x30": {"lr": 0.045, "steps_to_baseline_best": 2.7e6, "max_accuracy": 0.748},
-    "BN-x5-Sigmoid": {"lr": 0.0075, "steps_to_baseline_best": None, "max_accuracy": 0.698},  # never reached 72.2%
-    "Inception-Sigmoid": {"lr": 0.0015, "steps_to_baseline_best": None, "max_accuracy": 0.001},  # "never exceeds 1/1000"
+    "BN-x5-Sigmoid": {
+        "lr": 0.0075,
+        "steps_to_baseline_best": None,
+        "max_accuracy": 0.698,
+    },  # never reached 72.2%
+    "Inception-Sigmoid": {
+        "lr": 0.0015,
+        "steps_to_baseline_best": None,
+        "max_accuracy": 0.001,
+    },  # "never exceeds 1/1000"
 }
-FIGURE3_NOTE = "ImageNet, single crop, top-1 validation accuracy; Inception with sigmoid and without BN never exceeds 1/1000."
+FIGURE3_NOTE = (
+    "ImageNet, single crop, top-1 validation accuracy; "
+    "Inception with sigmoid and without BN never exceeds 1/1000."
+)
 
 MNIST_REPRODUCTION = {  # full MNIST, N(0, 0.01) init, SGD momentum 0.9, lr 0.01 (not the paper's own numbers)
     "without_bn": 0.9492,

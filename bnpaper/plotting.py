@@ -22,6 +22,7 @@ def _register_arabic_font() -> None:
         return
     try:
         import fontpkg  # from fontpkg-noto-sans-arabic; ships the .ttf inside the wheel
+
         path = fontpkg.path(ARABIC_FAMILY)
     except Exception as e:  # noqa: BLE001
         raise RuntimeError(
@@ -38,15 +39,17 @@ def setup(lang: str = "en") -> None:
         raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
     _register_arabic_font()
     family = ["DejaVu Sans", ARABIC_FAMILY] if lang == "en" else [ARABIC_FAMILY, "DejaVu Sans"]
-    matplotlib.rcParams.update({
-        "font.family": family,
-        "axes.unicode_minus": lang == "en",  # U+2212 is missing from the Arabic font
-        "figure.dpi": 110,
-        "savefig.dpi": 110,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "figure.autolayout": True,
-    })
+    matplotlib.rcParams.update(
+        {
+            "font.family": family,
+            "axes.unicode_minus": lang == "en",  # U+2212 is missing from the Arabic font
+            "figure.dpi": 110,
+            "savefig.dpi": 110,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "figure.autolayout": True,
+        }
+    )
 
 
 __all__ = ["setup", "label", "plt"]

@@ -14,5 +14,14 @@ from tqdm.auto import tqdm as _tqdm
 
 def progress(iterable=None, desc: str = "", total: int | None = None, **kw):
     enabled = os.environ.get("BNPAPER_PROGRESS", "1") != "0"
-    return _tqdm(iterable, desc=desc, total=total, file=sys.__stderr__, disable=not enabled,
-                 leave=False, dynamic_ncols=True, mininterval=0.5, **kw)
+    return _tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        file=sys.__stderr__,
+        disable=not enabled,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.5,
+        **kw,
+    )

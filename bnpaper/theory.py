@@ -54,7 +54,8 @@ def scale_output_bound(W: torch.Tensor, u: torch.Tensor, a: float, eps: float) -
     """Upper bound on max |BN((aW)u) - BN(Wu)| for eps > 0.
 
     BN((aW)u) normalizes by sqrt(sigma2 + eps/a^2) where BN(Wu) uses sqrt(sigma2 + eps), so
-    |difference| = |x_hat| |sqrt((s + eps) / (s + eps/a^2)) - 1| <= |x_hat| |eps - eps/a^2| / (2 (s + min eps)).
+    |difference| = |x_hat| |sqrt((s + eps) / (s + eps/a^2)) - 1|
+                <= |x_hat| |eps - eps/a^2| / (2 (s + min eps)).
     """
     x = u @ W.T  # (m, C_out)
     _, sigma2_B = F.batch_statistics(x)
@@ -76,7 +77,7 @@ def bn_jacobian(x: torch.Tensor, gamma: torch.Tensor, eps: float = F.DEFAULT_EPS
     inv_std = torch.rsqrt(sigma2_B + eps)  # (C,)
     x_hat = (x - mu_B) * inv_std  # (m, C)
     eye = torch.eye(m, dtype=x.dtype, device=x.device)
-    blocks = (m * eye[None] - 1 - x_hat.T[:, :, None] * x_hat.T[:, None, :])  # (C, m, m)
+    blocks = m * eye[None] - 1 - x_hat.T[:, :, None] * x_hat.T[:, None, :]  # (C, m, m)
     blocks = blocks * (gamma * inv_std / m)[:, None, None]
     J = torch.zeros(m, C, m, C, dtype=x.dtype, device=x.device)
     for c in range(C):
@@ -84,7 +85,9 @@ def bn_jacobian(x: torch.Tensor, gamma: torch.Tensor, eps: float = F.DEFAULT_EPS
     return J
 
 
-def bn_jacobian_singular_values(x: torch.Tensor, gamma: torch.Tensor, eps: float = F.DEFAULT_EPS) -> torch.Tensor:
+def bn_jacobian_singular_values(
+    x: torch.Tensor, gamma: torch.Tensor, eps: float = F.DEFAULT_EPS
+) -> torch.Tensor:
     """Singular values of each channel's (m, m) Jacobian block: (C, m), descending.
 
     Each block is gamma / sqrt(sigma2 + eps) times (nearly) a projection removing the mean and the

@@ -38,7 +38,9 @@ class TrainConfig:
     eval_every: int = 100  # steps between test-accuracy evaluations
     seed: int = 0  # initialization, batch order and dropout
     init_std: float = 0.0  # >0: weights ~ N(0, init_std), biases 0 (Sec. 4.1 "small Gaussian"); 0: see init
-    init: str = "torch"  # with init_std 0: "torch" (torch's default) or "he" (He et al. normal, for ReLU nets)
+    init: str = (
+        "torch"  # with init_std 0: "torch" (torch's default) or "he" (He et al. normal, for ReLU nets)
+    )
     final_train_acc: bool = True  # also measure accuracy on the whole training set at the end
     bn_momentum: float | None = 0.1  # running-average momentum (None: cumulative average)
     data_dir: str = ""  # "" = embedded 5k MNIST; else a folder with the four IDX files
@@ -47,12 +49,21 @@ class TrainConfig:
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     if cfg.model == "convnet":
-        model = models.convnet(bn=cfg.bn, dropout=cfg.dropout, activation=cfg.activation, bn_momentum=cfg.bn_momentum)
+        model = models.convnet(
+            bn=cfg.bn, dropout=cfg.dropout, activation=cfg.activation, bn_momentum=cfg.bn_momentum
+        )
     elif cfg.model == "inception":
-        model = models.inception_net(bn=cfg.bn, activation=cfg.activation, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum)
+        model = models.inception_net(
+            bn=cfg.bn, activation=cfg.activation, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum
+        )
     elif cfg.model == "mlp":
-        model = models.mlp(tuple(cfg.hidden), bn=cfg.bn, activation=cfg.activation, dropout=cfg.dropout,
-                           bn_momentum=cfg.bn_momentum)
+        model = models.mlp(
+            tuple(cfg.hidden),
+            bn=cfg.bn,
+            activation=cfg.activation,
+            dropout=cfg.dropout,
+            bn_momentum=cfg.bn_momentum,
+        )
     else:
         raise ValueError(f"model must be 'convnet', 'mlp' or 'inception', got {cfg.model!r}")
     if cfg.init not in ("torch", "he"):
@@ -75,7 +86,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
     """Eval-mode accuracy (BN with its running / population statistics, dropout off)."""
     was = model.training
     model.eval()
-    correct = sum((model(x[i:i + chunk]).argmax(1) == y[i:i + chunk]).sum().item() for i in range(0, len(y), chunk))
+    correct = sum(
+        (model(x[i : i + chunk]).argmax(1) == y[i : i + chunk]).sum().item() for i in range(0, len(y), chunk)
+    )
     model.train(was)
     return correct / len(y)
 
@@ -87,7 +100,7 @@ def batches(n: int, batch_size: int, generator: torch.Generator):
     while True:
         perm = torch.randperm(n, generator=generator)
         for i in range(0, n - batch_size + 1, batch_size):
-            yield perm[i:i + batch_size]
+            yield perm[i : i + batch_size]
 
 
 def train(cfg: TrainConfig, on_step: Callable[[int, nn.Module], None] | None = None, desc: str = "train"):
@@ -111,11 +124,22 @@ def _train(cfg: TrainConfig, on_step, desc: str):
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay_factor) if cfg.lr_decay_every else None
+    sched = (
+        torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay_factor)
+        if cfg.lr_decay_every
+        else None
+    )
     x_tr, y_tr = ds.x_train.to(device), ds.y_train.to(device)
     x_te, y_te = ds.x_test.to(device), ds.y_test.to(device)
     g = torch.Generator().manual_seed(cfg.seed)
-    hist = {"eval_steps": [], "test_acc": [], "loss_steps": [], "loss": [], "diverged": False, "diverged_at": None}
+    hist = {
+        "eval_steps": [],
+        "test_acc": [],
+        "loss_steps": [],
+        "loss": [],
+        "diverged": False,
+        "diverged_at": None,
+    }
     t0 = time.perf_counter()
     it = batches(len(y_tr), cfg.batch_size, g)
     running, n_run = 0.0, 0
@@ -166,7 +190,9 @@ def trained(cfg: TrainConfig, desc: str = "train") -> tuple[nn.Module, dict]:
         try:
             hist = json.loads(record.read_text())
             model = build_model(cfg).to(resolve_device(cfg.device))
-            model.load_state_dict(torch.load(weights, map_location=resolve_device(cfg.device), weights_only=True))
+            model.load_state_dict(
+                torch.load(weights, map_location=resolve_device(cfg.device), weights_only=True)
+            )
             hist["_cache"] = {"hit": True, "path": str(weights)}
             return model, hist
         except (json.JSONDecodeError, RuntimeError, EOFError, KeyError) as e:

@@ -22,14 +22,18 @@ def test_every_prose_cell_has_its_twin(name):
     pairs = prose_pairs(ch)  # raises if an English cell lacks its Arabic twin or vice versa
     assert pairs, f"{name} has no prose"
     for en, ar in pairs:
-        assert not ARABIC.search(re.sub(r"\$.*?\$", "", en.source)), f"Arabic text in an English cell of {name}: {en.source[:80]}"
+        assert not ARABIC.search(re.sub(r"\$.*?\$", "", en.source)), (
+            f"Arabic text in an English cell of {name}: {en.source[:80]}"
+        )
         assert ARABIC.search(ar.source), f"an Arabic cell of {name} has no Arabic: {ar.source[:80]}"
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_twins_have_the_same_equations_references_and_headings(name):
     for en, ar in prose_pairs(CHAPTERS[name]):
-        assert structure(en.source) == structure(ar.source), f"{name}: twins differ in structure: {en.source[:80]}"
+        assert structure(en.source) == structure(ar.source), (
+            f"{name}: twins differ in structure: {en.source[:80]}"
+        )
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
@@ -83,11 +87,20 @@ def test_glossary_is_well_formed():
     ids = [t.id for t in terms()]
     assert len(ids) == len(set(ids))
     source_terms = {t.en for t in terms() if t.source}
-    for required in ("batch normalization", "feature map", "sigmoid", "learning rate", "regularization", "activation"):
+    for required in (
+        "batch normalization",
+        "feature map",
+        "sigmoid",
+        "learning rate",
+        "regularization",
+        "activation",
+    ):
         assert required in source_terms
     for t in terms():
         assert ARABIC.search(t.ar) and ARABIC.search(t.def_ar), t.id
-        assert plain_arabic(t.ar) in [plain_arabic(f) for f in t.ar_forms] or any(plain_arabic(f) in plain_arabic(t.ar) for f in t.ar_forms), t.id
+        assert plain_arabic(t.ar) in [plain_arabic(f) for f in t.ar_forms] or any(
+            plain_arabic(f) in plain_arabic(t.ar) for f in t.ar_forms
+        ), t.id
         assert t.pattern.search(t.en), f"{t.id}: en_re does not match its own term"
     assert label("steps", "ar") == "خطوات التدريب"
     with pytest.raises(KeyError, match="no figure label"):
@@ -96,9 +109,13 @@ def test_glossary_is_well_formed():
 
 def test_chapter_source_errors(tmp_path):
     p = tmp_path / "09_bad.md"
-    p.write_text("---\nbnpaper:\n  title: {en: A}\n---\n\n```{code-cell} python\nx = 1\n```\n", encoding="utf-8")
+    p.write_text(
+        "---\nbnpaper:\n  title: {en: A}\n---\n\n```{code-cell} python\nx = 1\n```\n", encoding="utf-8"
+    )
     with pytest.raises(ChapterError, match="one title per language"):
         read_chapter(p)
-    p.write_text("---\nbnpaper:\n  title: {en: A, ar: ب}\n---\n\n```{code-cell} python\nx = 1\n```\n", encoding="utf-8")
+    p.write_text(
+        "---\nbnpaper:\n  title: {en: A, ar: ب}\n---\n\n```{code-cell} python\nx = 1\n```\n", encoding="utf-8"
+    )
     with pytest.raises(ChapterError, match="tagged `parameters`"):
         read_chapter(p)

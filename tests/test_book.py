@@ -150,7 +150,9 @@ def test_failing_cell_stops_the_build_and_keeps_the_old_book(tmp_path, monkeypat
     (build / "html" / "en").mkdir(parents=True)
     (build / "html" / "en" / "index.html").write_text("the previous complete book")
     with pytest.raises(ChapterError) as e:
-        build_book(profile="smoke", device="cpu", langs="en", build_dir=build, notebooks_dir=src, progress=False)
+        build_book(
+            profile="smoke", device="cpu", langs="en", build_dir=build, notebooks_dir=src, progress=False
+        )
     msg = str(e.value)
     assert "chapter 05_broken (en) failed in code cell 3 of 05_broken.md" in msg
     assert "ValueError: this chapter is broken on purpose" in msg
@@ -162,10 +164,10 @@ def test_failing_cell_stops_the_build_and_keeps_the_old_book(tmp_path, monkeypat
 
 @pytest.mark.parametrize("lang", ["en", "ar"])
 def test_claims_ledger_page(smoke_book, lang):
+    import html
+
     from bnpaper.ledger import CLAIMS
     from bnpaper.plotting import label
-
-    import html
 
     text = (smoke_book / lang / "08_claims.html").read_text(encoding="utf-8")
     plain = html.unescape(text).replace("\u2019", "'").replace("\u2018", "'")  # MyST typesets quotes
@@ -173,8 +175,12 @@ def test_claims_ledger_page(smoke_book, lang):
         assert (c.en if lang == "en" else c.ar)[:25] in plain, c.id
         if c.rule is not None:
             assert f'href="{c.chapter}.html#{c.label}"' in text, c.id
-    assert f"<strong>{label('v_not_run', lang)}</strong>" not in text  # the smoke build measured every testable claim
-    assert text.count(f"<strong>{label('v_not_testable', lang)}</strong>") == sum(c.rule is None for c in CLAIMS)
+    assert (
+        f"<strong>{label('v_not_run', lang)}</strong>" not in text
+    )  # the smoke build measured every testable claim
+    assert text.count(f"<strong>{label('v_not_testable', lang)}</strong>") == sum(
+        c.rule is None for c in CLAIMS
+    )
 
 
 def test_figure_data_is_downloadable(smoke_book):
@@ -182,10 +188,20 @@ def test_figure_data_is_downloadable(smoke_book):
 
     files = list((smoke_book / "en" / "_downloads").rglob("*.json"))
     names = {f.name for f in files}
-    for expected in ("01_bn_transform-bn-distributions.json", "02_conv-conv-training.json", "07_figure1-figure1bc.json",
-                     "06_inception-inception-curves.json", "04_regularization-dropout-grid.json"):
+    for expected in (
+        "01_bn_transform-bn-distributions.json",
+        "02_conv-conv-training.json",
+        "07_figure1-figure1bc.json",
+        "06_inception-inception-curves.json",
+        "04_regularization-dropout-grid.json",
+    ):
         assert expected in names, sorted(names)
     record = json.loads(next(f for f in files if f.name == "02_conv-conv-training.json").read_text())
-    assert record["chapter"] == "02_conv" and "config" in record and "result" in record and record["bnpaper_source"]
+    assert (
+        record["chapter"] == "02_conv"
+        and "config" in record
+        and "result" in record
+        and record["bnpaper_source"]
+    )
     repro = (smoke_book / "en" / "reproducibility.html").read_text(encoding="utf-8")
     assert "02_conv-conv-training.json" in repro

@@ -10,8 +10,15 @@ import pytest
 pytestmark = [pytest.mark.book, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(__file__).resolve().parents[1] / "_build" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 if CHROMIUM is None:
     pytest.skip("Debian's chromium is not installed (make system-deps installs it)", allow_module_level=True)
@@ -25,7 +32,9 @@ PROBE = """() => {
     htmlDir: document.documentElement.getAttribute('dir'),
     mathCount: math.length,
     rendered: document.querySelectorAll('mjx-container').length,
-    rawTex: Array.from(math).filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 60)),
+    rawTex: Array.from(math)
+      .filter(e => !e.querySelector('mjx-container'))
+      .map(e => e.textContent.slice(0, 60)),
     mathDir: style(document.querySelector('mjx-container')),
     preDir: style(document.querySelector('div.cell_input pre, div.highlight pre')),
     outputDir: style(document.querySelector('div.cell_output')),
@@ -54,7 +63,9 @@ def open_offline(browser, url):
 
     page.route("http*://**", block)
     page.goto(url)
-    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+    page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000
+    )
     page.evaluate("() => MathJax.startup.promise")
     return ctx, page, remote
 

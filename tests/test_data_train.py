@@ -1,4 +1,5 @@
-"""The MNIST readers (embedded split, IDX files built here), training, divergence, experiments on tiny configs."""
+"""The MNIST readers (embedded split, IDX files built here), training, divergence, experiments
+on tiny configs."""
 
 import gzip
 import struct
@@ -15,7 +16,11 @@ from bnpaper.train import TrainConfig, train, trained
 
 def write_idx(path, array, magic_type=0x08, gz=False, truncate=0, ndim=None):
     ndim = array.ndim if ndim is None else ndim
-    raw = struct.pack(">HBB", 0, magic_type, ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    raw = (
+        struct.pack(">HBB", 0, magic_type, ndim)
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
     raw = raw[: len(raw) - truncate] if truncate else raw
     path.write_bytes(gzip.compress(raw) if gz else raw)
 
@@ -56,7 +61,9 @@ def test_idx_errors(tmp_path):
         data.load_idx_dir(tmp_path / "nope")
     make_mnist_dir(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte\[.gz\] not found in .*four standard files"):
+    with pytest.raises(
+        data.DataError, match=r"t10k-labels-idx1-ubyte\[.gz\] not found in .*four standard files"
+    ):
         data.load_idx_dir(tmp_path)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(20), truncate=5)
     with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte: 23 bytes, expected 28 .*truncated"):
@@ -79,7 +86,9 @@ def test_idx_errors(tmp_path):
 def test_training_on_idx_data(tmp_path, monkeypatch):
     monkeypatch.setenv("BNPAPER_PROGRESS", "0")
     make_mnist_dir(tmp_path)
-    _, h = train(TrainConfig(model="mlp", hidden=[8], steps=3, eval_every=3, batch_size=10, data_dir=str(tmp_path)))
+    _, h = train(
+        TrainConfig(model="mlp", hidden=[8], steps=3, eval_every=3, batch_size=10, data_dir=str(tmp_path))
+    )
     assert h["data"].startswith("MNIST (IDX files in") and len(h["test_acc"]) == 1
 
 
@@ -120,7 +129,9 @@ def test_conv_experiments(tmp_path, monkeypatch):
     assert b["max_abs_bias"] > 1 and b["max_output_diff"] < 1e-12 and b["max_abs_grad_bias"] < 1e-12
     s = conv.shift_equivariance(conv.ShiftConfig(batch=16))
     assert s["per_map"]["max_abs_diff"] < 1e-12
-    assert s["per_activation"]["max_abs_diff"] > 1.0  # per-location statistics break the convolutional property
+    assert (
+        s["per_activation"]["max_abs_diff"] > 1.0
+    )  # per-location statistics break the convolutional property
     f = conv.fold_speed(conv.FoldConfig(train=replace(TINY, bn=True), repeats=3, batch=32))
     assert f["max_logit_diff"] < 1e-4 and f["bn_layers"] == 3 and f["bn_layers_after_folding"] == 0
     assert f["acc_bn"] == f["acc_folded"]
@@ -146,8 +157,12 @@ def test_population_and_regularization_experiments(tmp_path, monkeypatch):
 
 def test_dropout_verdict_logic():
     def s(bn0, bn5, nb5, sd=0.005):
-        return {"bn|dropout=0.0": {"test_acc": (bn0, sd)}, "bn|dropout=0.5": {"test_acc": (bn5, sd)},
-                "no_bn|dropout=0.5": {"test_acc": (nb5, sd)}}
+        return {
+            "bn|dropout=0.0": {"test_acc": (bn0, sd)},
+            "bn|dropout=0.5": {"test_acc": (bn5, sd)},
+            "no_bn|dropout=0.5": {"test_acc": (nb5, sd)},
+        }
+
     assert regularization.dropout_verdict(s(0.98, 0.98, 0.97))["verdict"] == "holds"
     assert regularization.dropout_verdict(s(0.95, 0.98, 0.97))["verdict"] == "does_not_hold"
     assert regularization.dropout_verdict(s(0.95, 0.95, 0.97))["verdict"] == "partly"
@@ -158,18 +173,27 @@ def test_learning_rate_experiments(tmp_path, monkeypatch):
 
     monkeypatch.setenv("BNPAPER_CACHE", str(tmp_path))
     monkeypatch.setenv("BNPAPER_PROGRESS", "0")
-    ident = lr_exp.identities(lr_exp.IdentityConfig(scales=[0.1, 10.0], eps_values=[0.0, 1e-3], shape=[16, 8, 4]))
+    ident = lr_exp.identities(
+        lr_exp.IdentityConfig(scales=[0.1, 10.0], eps_values=[0.0, 1e-3], shape=[16, 8, 4])
+    )
     assert max(r["output"] for r in ident["0.0"]) < 1e-10
     assert all(0 < r["output"] <= r["output_bound"] + 1e-12 for r in ident["0.001"])
     mlp = lr_exp.mlp_config("smoke", steps=10, eval_every=10)
     growth = lr_exp.weight_growth(lr_exp.GrowthConfig(train=mlp, track_every=5, scales=[0.5, 1.0, 2.0]))
     assert len(growth["bn"]["w_norm"][0]) == 3  # three hidden layers tracked
     resc = {r["a"]: r["grad_norm"] for r in growth["bn"]["rescaled"]}
-    assert abs(resc[2.0] * 2 / resc[1.0] - 1) < 1e-2 and abs(resc[0.5] * 0.5 / resc[1.0] - 1) < 1e-2  # the 1/a law
+    assert (
+        abs(resc[2.0] * 2 / resc[1.0] - 1) < 1e-2 and abs(resc[0.5] * 0.5 / resc[1.0] - 1) < 1e-2
+    )  # the 1/a law
     jac = lr_exp.jacobians(lr_exp.JacobianConfig(train=mlp, examples=4))
     assert len(jac["bn"]["singular_values"]) == 2 and len(jac["bn"]["singular_values"][0]) == 4 * 100
-    sweep = lr_exp.lr_sweep(lr_exp.SweepConfig(base=replace(mlp, steps=5, eval_every=5, activation="relu", momentum=0.9),
-                                               lrs=[0.01, 1e5], seeds=[0]))
+    sweep = lr_exp.lr_sweep(
+        lr_exp.SweepConfig(
+            base=replace(mlp, steps=5, eval_every=5, activation="relu", momentum=0.9),
+            lrs=[0.01, 1e5],
+            seeds=[0],
+        )
+    )
     assert sweep["no_bn"]["100000.0"][0]["diverged"] is True
     best = lr_exp.max_stable_lr(sweep, learned=0.0)
     assert best["no_bn"] == 0.01
@@ -193,14 +217,21 @@ def test_inception_recipe(tmp_path, monkeypatch):
     s = inception.summarize(result)
     assert set(s["rows"]) == set(inception.MODELS) and "Inception-Sigmoid" in s["rows"]
     assert s["rows"]["Baseline"]["reached"] >= 1  # the Baseline reaches its own best by definition
-    fake = {"Baseline": [{"eval_steps": [10, 20], "test_acc": [0.5, 0.8], "diverged": False}],
-            "BN-x5": [{"eval_steps": [10, 20], "test_acc": [0.85, 0.9], "diverged": False}]}
+    fake = {
+        "Baseline": [{"eval_steps": [10, 20], "test_acc": [0.5, 0.8], "diverged": False}],
+        "BN-x5": [{"eval_steps": [10, 20], "test_acc": [0.85, 0.9], "diverged": False}],
+    }
     fs = inception.summarize(fake)
-    assert fs["target"] == 0.8 and fs["rows"]["BN-x5"]["steps_to_target"][0] == 10 and fs["rows"]["BN-x5"]["speedup_vs_baseline"] == 2.0
+    assert (
+        fs["target"] == 0.8
+        and fs["rows"]["BN-x5"]["steps_to_target"][0] == 10
+        and fs["rows"]["BN-x5"]["speedup_vs_baseline"] == 2.0
+    )
 
 
 def test_algorithm2_batches_can_exceed_one_epoch():
-    """k * m larger than the training set (paper profile: k = 100, m = 64, 4,000 digits) still gives k full batches."""
+    """k * m larger than the training set (paper profile: k = 100, m = 64, 4,000 digits) still gives
+    k full batches."""
     x = torch.arange(50.0).unsqueeze(1)
     batches = population._training_batches(x, m=8, k=20, seed=0)
     assert len(batches) == 20 and all(b.shape == (8, 1) for b in batches)

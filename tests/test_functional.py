@@ -90,7 +90,7 @@ def test_backward_steps_are_the_papers_intermediates():
     eps = 1e-5
     mu = x.mean(0).requires_grad_()
     var = x.var(0, unbiased=False).requires_grad_()
-    x_hat = ((x - mu) / torch.sqrt(var + eps))
+    x_hat = (x - mu) / torch.sqrt(var + eps)
     x_hat.retain_grad()
     y = gamma * x_hat + beta
     # treat mu and var as leaves: their "direct" gradients, then add the chain through var(mu)

@@ -54,9 +54,16 @@ def test_layer_backward_matches_torch():
 
 def small_model(bn=BatchNorm):
     return nn.Sequential(
-        nn.Conv2d(1, 4, 3), bn(4), nn.ReLU(),
-        nn.Conv2d(4, 5, 3, bias=False), bn(5), nn.ReLU(),
-        nn.Flatten(), nn.Linear(5 * 4 * 4, 7), bn(7, affine=False), nn.Linear(7, 3),
+        nn.Conv2d(1, 4, 3),
+        bn(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 5, 3, bias=False),
+        bn(5),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(5 * 4 * 4, 7),
+        bn(7, affine=False),
+        nn.Linear(7, 3),
     ).double()
 
 
@@ -109,8 +116,14 @@ def test_algorithm2_rejects_mixed_batch_sizes_and_empty_input():
 def test_folded_model_equals_bn_model_in_eval(bn):
     torch.manual_seed(4)
     if bn is None:  # torch's own BN layers fold too
-        model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-                              nn.Linear(4 * 6 * 6, 5), nn.BatchNorm1d(5)).double()
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(4 * 6 * 6, 5),
+            nn.BatchNorm1d(5),
+        ).double()
     else:
         model = small_model()
     for _ in range(4):

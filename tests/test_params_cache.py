@@ -22,15 +22,18 @@ def test_defaults_and_coercion(ch):
     assert p["seeds"] == 7 and p["profile"] == "smoke" and p["device"] == "auto"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"sedes": 3}, r"unknown parameter 'sedes'.*its parameters are: .*seeds \(default 0\)"),
-    ({"seeds": "many"}, r"parameter 'seeds' expects a int .*got 'many'"),
-    ({"seeds": "2.5"}, r"parameter 'seeds' expects a int"),
-    ({"seeds": -1}, r"'seeds' must be in \[0, 10000\], got -1"),
-    ({"m": 1}, r"'m' must be in \[2, 100000\], got 1"),
-    ({"profile": "fast"}, r"'profile' must be one of smoke, quick, paper; got 'fast'"),
-    ({"device": "tpu"}, r"'device' must be one of auto, cpu, cuda; got 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"sedes": 3}, r"unknown parameter 'sedes'.*its parameters are: .*seeds \(default 0\)"),
+        ({"seeds": "many"}, r"parameter 'seeds' expects a int .*got 'many'"),
+        ({"seeds": "2.5"}, r"parameter 'seeds' expects a int"),
+        ({"seeds": -1}, r"'seeds' must be in \[0, 10000\], got -1"),
+        ({"m": 1}, r"'m' must be in \[2, 100000\], got 1"),
+        ({"profile": "fast"}, r"'profile' must be one of smoke, quick, paper; got 'fast'"),
+        ({"device": "tpu"}, r"'device' must be one of auto, cpu, cuda; got 'tpu'"),
+    ],
+)
 def test_bad_parameters(ch, overrides, message):
     with pytest.raises(ChapterError, match=message):
         validate_params(ch, overrides)
@@ -45,7 +48,9 @@ def test_cuda_without_gpu(ch):
 
 
 def test_unknown_chapter_and_langs():
-    with pytest.raises(ChapterError, match="unknown chapter 'nope'; choose one of: 00_intro, 01_bn_transform"):
+    with pytest.raises(
+        ChapterError, match="unknown chapter 'nope'; choose one of: 00_intro, 01_bn_transform"
+    ):
         find_chapter("nope")
     assert parse_langs("en, ar") == ["en", "ar"]
     with pytest.raises(ChapterError, match="--lang takes"):

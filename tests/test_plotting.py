@@ -31,9 +31,15 @@ def test_arabic_font_comes_from_the_pypi_package():
     from matplotlib import font_manager
 
     plotting.setup("ar")
-    path = font_manager.findfont(font_manager.FontProperties(family=plotting.ARABIC_FAMILY), fallback_to_default=False)
+    path = font_manager.findfont(
+        font_manager.FontProperties(family=plotting.ARABIC_FAMILY), fallback_to_default=False
+    )
     assert "Arabic" in path  # Debian's Noto Sans Arabic may win over the PyPI copy; both have the glyphs
-    assert plotting.ARABIC_FAMILY in {f.name for f in font_manager.fontManager.ttflist if f.fname == str(fontpkg.path(plotting.ARABIC_FAMILY))}
+    assert plotting.ARABIC_FAMILY in {
+        f.name
+        for f in font_manager.fontManager.ttflist
+        if f.fname == str(fontpkg.path(plotting.ARABIC_FAMILY))
+    }
     assert matplotlib.rcParams["font.family"][0] == plotting.ARABIC_FAMILY
     with pytest.raises(ValueError, match="lang must be one of"):
         plotting.setup("fr")

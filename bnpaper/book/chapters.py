@@ -63,7 +63,10 @@ def read_chapter(path: Path) -> Chapter:
     meta = nb.metadata.get("bnpaper", {})
     titles = meta.get("title", {})
     if set(titles) != set(LANGS):
-        raise ChapterError(f"{path.name}: front matter bnpaper.title needs one title per language {LANGS}, got {sorted(titles)}")
+        raise ChapterError(
+            f"{path.name}: front matter bnpaper.title needs one title per language {LANGS}, "
+            f"got {sorted(titles)}"
+        )
     cells = [c for c in nb.cells if c.cell_type == "code"]
     if not cells or "parameters" not in cells[0].metadata.get("tags", []):
         raise ChapterError(f"{path.name}: the first code cell must be tagged `parameters`")
@@ -71,7 +74,9 @@ def read_chapter(path: Path) -> Chapter:
     for name in ("profile", "device", "lang"):
         if name not in params:
             raise ChapterError(f"{path.name}: the parameters cell must assign `{name}`")
-    return Chapter(path.stem, path, nb, titles, params, meta.get("params", {}), text, bool(meta.get("reads_ledger")))
+    return Chapter(
+        path.stem, path, nb, titles, params, meta.get("params", {}), text, bool(meta.get("reads_ledger"))
+    )
 
 
 def parse_parameters(source: str, where: str = "parameters cell") -> dict[str, Any]:
@@ -102,7 +107,15 @@ def find_chapter(name: str, notebooks_dir: Path = NOTEBOOKS) -> Chapter:
 
 
 def _type_name(v: Any) -> str:
-    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", tuple: "list", dict: "dict"}.get(type(v), type(v).__name__)
+    return {
+        bool: "bool",
+        int: "int",
+        float: "float",
+        str: "str",
+        list: "list",
+        tuple: "list",
+        dict: "dict",
+    }.get(type(v), type(v).__name__)
 
 
 def coerce(name: str, raw: Any, default: Any) -> Any:
@@ -122,7 +135,9 @@ def coerce(name: str, raw: Any, default: Any) -> Any:
     else:
         ok = isinstance(value, type(default)) or default is None
     if not ok:
-        raise ChapterError(f"parameter {name!r} expects a {_type_name(default)} (default {default!r}), got {raw!r}")
+        raise ChapterError(
+            f"parameter {name!r} expects a {_type_name(default)} (default {default!r}), got {raw!r}"
+        )
     return value
 
 
@@ -141,15 +156,20 @@ def validate_params(ch: Chapter, overrides: dict[str, Any]) -> dict[str, Any]:
         lim = dict(ch.limits.get(name, {}))
         choices = COMMON.get(name) or lim.get("choices")
         if choices is not None and value not in choices:
-            raise ChapterError(f"chapter {ch.name}: parameter {name!r} must be one of {', '.join(map(str, choices))}; got {value!r}")
+            raise ChapterError(
+                f"chapter {ch.name}: parameter {name!r} must be one of "
+                f"{', '.join(map(str, choices))}; got {value!r}"
+            )
         items = value if isinstance(value, list) else [value]
         for v in items:
             if "min" in lim and v < lim["min"] or "max" in lim and v > lim["max"]:
                 raise ChapterError(
-                    f"chapter {ch.name}: parameter {name!r} must be in [{lim.get('min', '-inf')}, {lim.get('max', 'inf')}], got {value!r}"
+                    f"chapter {ch.name}: parameter {name!r} must be in "
+                    f"[{lim.get('min', '-inf')}, {lim.get('max', 'inf')}], got {value!r}"
                 )
     if out["device"] == "cuda":
         from bnpaper.device import resolve_device
+
         try:
             resolve_device("cuda")
         except RuntimeError as e:
@@ -216,15 +236,21 @@ def prose_pairs(ch: Chapter) -> list[tuple[Any, Any]]:
             raise ChapterError(f"{ch.name}, cell {i}: unknown lang {lang!r}")
         if lang == "en":
             if pending is not None:
-                raise ChapterError(f"{ch.name}, cell {i}: English cell follows an English cell with no Arabic twin between")
+                raise ChapterError(
+                    f"{ch.name}, cell {i}: English cell follows an English cell with no Arabic twin between"
+                )
             pending = (i, cell)
         elif lang == "ar":
             if pending is None:
-                raise ChapterError(f"{ch.name}, cell {i}: Arabic cell without an English cell right before it")
+                raise ChapterError(
+                    f"{ch.name}, cell {i}: Arabic cell without an English cell right before it"
+                )
             pairs.append((pending[1], cell))
             pending = None
         elif pending is not None:
-            raise ChapterError(f"{ch.name}, cell {pending[0]}: English cell has no Arabic twin right after it")
+            raise ChapterError(
+                f"{ch.name}, cell {pending[0]}: English cell has no Arabic twin right after it"
+            )
     if pending is not None:
         raise ChapterError(f"{ch.name}, cell {pending[0]}: English cell has no Arabic twin")
     return pairs

@@ -18,20 +18,32 @@ def _cell(text: str) -> str:
 def glossary_page(lang: str, s: dict) -> str:
     other = "ar" if lang == "en" else "en"
     rows = sorted(terms(), key=lambda t: getattr(t, lang).lower())
-    lines = [f"# {s['glossary_title']}", "", s["glossary_intro"], "",
-             f"| {s['col_term']} | {s['col_other']} | {s['col_definition']} |", "|---|---|---|"]
+    lines = [
+        f"# {s['glossary_title']}",
+        "",
+        s["glossary_intro"],
+        "",
+        f"| {s['col_term']} | {s['col_other']} | {s['col_definition']} |",
+        "|---|---|---|",
+    ]
     for t in rows:
         star = " \\*" if t.source else ""
-        lines.append(f"| **{_cell(getattr(t, lang))}**{star} | {_cell(getattr(t, other))} | {_cell(getattr(t, 'def_' + lang))} |")
+        lines.append(
+            f"| **{_cell(getattr(t, lang))}**{star} | {_cell(getattr(t, other))} "
+            f"| {_cell(getattr(t, 'def_' + lang))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def reproducibility_page(lang: str, s: dict, records: dict[str, dict], data_files: dict[str, list[str]] | None = None) -> str:
+def reproducibility_page(
+    lang: str, s: dict, records: dict[str, dict], data_files: dict[str, list[str]] | None = None
+) -> str:
     f = s["repro_fields"]
     lines = [f"# {s['repro_title']}", "", s["repro_intro"], ""]
     for name, r in records.items():
         lines += [
-            f"## `{name}`", "",
+            f"## `{name}`",
+            "",
             f"- {f['profile']}: `{r['params'].get('profile')}`",
             f"- {f['device']}: `{r['params'].get('device')}` → `{r['device_resolved']}`",
             f"- {f['seeds']}: `{json.dumps(r['seeds'])}`",
@@ -66,10 +78,18 @@ def add_download_link(nb: nbformat.NotebookNode, filename: str, text: str) -> No
     nb.cells.insert(0, cell)
 
 
+# The landing page's `body` rule: one line of CSS on the page, split here only to keep lines short.
+_BODY_CSS = (
+    'font-family: system-ui, sans-serif, "Noto Sans Arabic"; '
+    "max-width: 40rem; margin: 4rem auto; line-height: 1.6;"
+)
+
+
 def language_chooser(editions: dict, langs: list[str]) -> str:
     links = "\n".join(
-        f'    <li><a href="{lang}/index.html" hreflang="{lang}" lang="{lang}" dir="{"rtl" if lang == "ar" else "ltr"}">'
-        f'{html.escape(editions[lang]["title"])} ({html.escape(editions[lang]["label"])})</a></li>'
+        f'    <li><a href="{lang}/index.html" hreflang="{lang}" lang="{lang}" '
+        f'dir="{"rtl" if lang == "ar" else "ltr"}">'
+        f"{html.escape(editions[lang]['title'])} ({html.escape(editions[lang]['label'])})</a></li>"
         for lang in langs
     )
     return f"""<!DOCTYPE html>
@@ -79,7 +99,7 @@ def language_chooser(editions: dict, langs: list[str]) -> str:
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Batch Normalization, reproduced · تطبيع الحزمة، بإعادة الإنتاج</title>
   <style>
-    body {{ font-family: system-ui, sans-serif, "Noto Sans Arabic"; max-width: 40rem; margin: 4rem auto; line-height: 1.6; }}
+    body {{ {_BODY_CSS} }}
     li {{ font-size: 1.3rem; margin: 0.6rem 0; }}
   </style>
 </head>

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,14 +34,32 @@ import nbformat
 import yaml
 
 from bnpaper.book import pages
-from bnpaper.book.chapters import NOTEBOOKS, REPO, Chapter, ChapterError, chapters, find_chapter, split, validate_params
+from bnpaper.book.chapters import (
+    NOTEBOOKS,
+    REPO,
+    Chapter,
+    ChapterError,
+    chapters,
+    find_chapter,
+    split,
+    validate_params,
+)
 from bnpaper.cache import source_hash, write_json_atomic
 from bnpaper.glossary import LANGS
 
 BOOK = REPO / "book"
 # Sphinx warnings that mean a reader would see a hole (a number, figure or reference missing):
-BROKEN = ("Failed to format", "undefined label", "Duplicate explicit target", "glue", "unknown document",
-          "citation not found", "could not find bibtex key", "equation not found", "image file not readable")
+BROKEN = (
+    "Failed to format",
+    "undefined label",
+    "Duplicate explicit target",
+    "glue",
+    "unknown document",
+    "citation not found",
+    "could not find bibtex key",
+    "equation not found",
+    "image file not readable",
+)
 PACKAGES = ("torch", "numpy", "matplotlib", "papermill", "jupytext", "jupyter-book", "mlxtend")
 
 
@@ -54,8 +72,12 @@ def log(msg: str) -> None:
 
 def git_revision() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         return rev + ("+uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
@@ -76,17 +98,38 @@ def _run_key(ch: Chapter, lang: str, params: dict, ledger_dir: Path) -> str:
     and, for a chapter that reads the claims ledger, every ledger record of its profile."""
     from bnpaper import ledger
 
-    ledger_state = ledger.records_hash(params["profile"], params.get("data_dir", ""), ledger_dir) if ch.reads_ledger else ""
-    blob = json.dumps({"src": ch.source_text, "lang": lang, "params": params, "bnpaper": source_hash(),
-                       "ledger": ledger_state}, sort_keys=True)
+    ledger_state = (
+        ledger.records_hash(params["profile"], params.get("data_dir", ""), ledger_dir)
+        if ch.reads_ledger
+        else ""
+    )
+    blob = json.dumps(
+        {
+            "src": ch.source_text,
+            "lang": lang,
+            "params": params,
+            "bnpaper": source_hash(),
+            "ledger": ledger_state,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
 # ----------------------------------------------------------------------------- execute
 
 
-def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, output: Path | None = None,
-            force: bool = False, progress: bool = True, ledger_dir: Path | None = None) -> Path:
+def execute(
+    ch: Chapter,
+    lang: str,
+    params: dict[str, Any],
+    build_dir: Path,
+    *,
+    output: Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    ledger_dir: Path | None = None,
+) -> Path:
     """Execute one edition of one chapter with papermill; returns the executed notebook's path.
 
     params must already be validated (validate_params). A cell that raises stops here with a
@@ -107,7 +150,8 @@ def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, 
     if not force and out.exists() and record_path.exists():
         try:
             if json.loads(record_path.read_text())["key"] == key:
-                log(f"{lang} {ch.name}: unchanged, reusing {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+                shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
+                log(f"{lang} {ch.name}: unchanged, reusing {shown}")
                 return out
         except (json.JSONDecodeError, KeyError):
             pass
@@ -127,11 +171,16 @@ def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, 
     os.environ.update(env)
     log(f"{lang} {ch.name}: executing (profile {params['profile']}, device {params['device']})")
     t0 = time.perf_counter()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         papermill.execute_notebook(
-            str(src_nb), str(tmp_out), parameters=params, kernel_name="python3",
-            progress_bar=progress, cwd=str(REPO), language="python",
+            str(src_nb),
+            str(tmp_out),
+            parameters=params,
+            kernel_name="python3",
+            progress_bar=progress,
+            cwd=str(REPO),
+            language="python",
         )
     except PapermillExecutionError as e:
         failed = out.parent / "failed" / f"{ch.name}.ipynb"
@@ -140,7 +189,11 @@ def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, 
             shutil.move(tmp_out, failed)
         first_line = (e.source or "").strip().splitlines()[:1]
         code = [c.source for c in ch.notebook.cells if c.cell_type == "code"]
-        where = f"code cell {code.index(e.source) + 1} of {ch.path.name}" if e.source in code else f"cell {e.cell_index}"
+        where = (
+            f"code cell {code.index(e.source) + 1} of {ch.path.name}"
+            if e.source in code
+            else f"cell {e.cell_index}"
+        )
         raise ChapterError(
             f"chapter {ch.name} ({lang}) failed in {where} "
             f"(`{first_line[0] if first_line else ''}`): {e.ename}: {e.evalue}. "
@@ -162,11 +215,18 @@ def execute(ch: Chapter, lang: str, params: dict[str, Any], build_dir: Path, *, 
     nbformat.write(nb, tmp_out)
     os.replace(tmp_out, out)  # the executed notebook appears whole or not at all
     record = {
-        "chapter": ch.name, "lang": lang, "key": key, "params": params,
+        "chapter": ch.name,
+        "lang": lang,
+        "key": key,
+        "params": params,
         "device_resolved": str(resolve_device(params["device"])),
         "seeds": {k: v for k, v in params.items() if "seed" in k},
-        "versions": versions(), "git": git_revision(), "bnpaper_source": source_hash(),
-        "started": started, "seconds": round(seconds, 2), "platform": platform.platform(),
+        "versions": versions(),
+        "git": git_revision(),
+        "bnpaper_source": source_hash(),
+        "started": started,
+        "seconds": round(seconds, 2),
+        "platform": platform.platform(),
     }
     write_json_atomic(record_path, record)
     log(f"{lang} {ch.name}: done in {seconds:.1f} s")
@@ -191,8 +251,14 @@ def separate_figure_outputs(nb: nbformat.NotebookNode) -> None:
         i += 1
 
 
-def execute_one(name: str, *, lang: str = "en", raw_params: list[tuple[str, str]] = (), output: Path | None = None,
-                build_dir: Path = Path("_build")) -> Path:
+def execute_one(
+    name: str,
+    *,
+    lang: str = "en",
+    raw_params: list[tuple[str, str]] = (),
+    output: Path | None = None,
+    build_dir: Path = Path("_build"),
+) -> Path:
     """`bnpaper execute CHAPTER --lang ar -p name value`: always re-executes."""
     ch = find_chapter(name)
     overrides = dict(raw_params)
@@ -228,7 +294,14 @@ def _toc(lang: str, toc: dict) -> dict:
     return {
         "format": "jb-book",
         "root": toc["root"],
-        "parts": [{"caption": p["caption"][lang], "numbered": False, "chapters": [{"file": c} for c in p["chapters"]]} for p in toc["parts"]],
+        "parts": [
+            {
+                "caption": p["caption"][lang],
+                "numbered": False,
+                "chapters": [{"file": c} for c in p["chapters"]],
+            }
+            for p in toc["parts"]
+        ],
     }
 
 
@@ -252,8 +325,13 @@ def assemble(lang: str, executed: dict[str, Path], build_dir: Path) -> Path:
         raise ChapterError(f"book/toc.yml does not list chapter(s) {', '.join(missing)}: add them to a part")
     src = Path(build_dir) / "src" / lang
     (src / "_static").mkdir(parents=True, exist_ok=True)
-    _write_if_changed(src / "_config.yml", yaml.safe_dump(_config(lang, editions), allow_unicode=True, sort_keys=False).encode())
-    _write_if_changed(src / "_toc.yml", yaml.safe_dump(_toc(lang, toc), allow_unicode=True, sort_keys=False).encode())
+    _write_if_changed(
+        src / "_config.yml",
+        yaml.safe_dump(_config(lang, editions), allow_unicode=True, sort_keys=False).encode(),
+    )
+    _write_if_changed(
+        src / "_toc.yml", yaml.safe_dump(_toc(lang, toc), allow_unicode=True, sort_keys=False).encode()
+    )
     _write_if_changed(src / "references.bib", (BOOK / "references.bib").read_bytes())
     for f in (BOOK / "_static").iterdir():
         _write_if_changed(src / "_static" / f.name, f.read_bytes())
@@ -269,7 +347,9 @@ def assemble(lang: str, executed: dict[str, Path], build_dir: Path) -> Path:
         _write_if_changed(src / "data" / f.name, f.read_bytes())
         data_files.setdefault(f.name.split("-", 1)[0], []).append(f.name)
     _write_if_changed(src / "glossary.md", pages.glossary_page(lang, strings).encode())
-    _write_if_changed(src / "reproducibility.md", pages.reproducibility_page(lang, strings, records, data_files).encode())
+    _write_if_changed(
+        src / "reproducibility.md", pages.reproducibility_page(lang, strings, records, data_files).encode()
+    )
     _write_if_changed(src / "references.md", pages.references_page(strings).encode())
     return src
 
@@ -278,25 +358,40 @@ def render(lang: str, src: Path, build_dir: Path) -> Path:
     """Run Jupyter Book 1 on an edition's source; returns its HTML folder (in stage/)."""
     stage = Path(build_dir) / "stage" / lang
     stamp = stage / "static.sha"
-    static_hash = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((src / "_static").iterdir()))
-                                 + (src / "_config.yml").read_bytes()).hexdigest()
-    full = not stamp.exists() or stamp.read_text() != static_hash  # Sphinx does not re-copy changed _static files
+    static_hash = hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted((src / "_static").iterdir()))
+        + (src / "_config.yml").read_bytes()
+    ).hexdigest()
+    full = (
+        not stamp.exists() or stamp.read_text() != static_hash
+    )  # Sphinx does not re-copy changed _static files
     jb = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src), "--path-output", str(stage), "--builder", "html"]
+    cmd = [
+        str(jb) if jb.exists() else "jupyter-book",
+        "build",
+        str(src),
+        "--path-output",
+        str(stage),
+        "--builder",
+        "html",
+    ]
     if full:
         cmd.append("--all")
     log(f"{lang}: rendering with Jupyter Book{' (full)' if full else ''}")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-        raise ChapterError(f"Jupyter Book failed to build the {lang} edition (exit {proc.returncode}); no edition was published:\n{tail}")
-    warnings = [l.strip() for l in (proc.stdout + proc.stderr).splitlines() if "WARNING" in l]
+        raise ChapterError(
+            f"Jupyter Book failed to build the {lang} edition (exit {proc.returncode}); "
+            f"no edition was published:\n{tail}"
+        )
+    warnings = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if "WARNING" in line]
     broken = [w for w in warnings if any(s in w for s in BROKEN)]
     if broken:
         shutil.rmtree(stage, ignore_errors=True)  # the next build re-reads every page and sees these again
         raise ChapterError(
-            f"the {lang} edition built, but with {len(broken)} broken reference(s) or number(s); no edition was "
-            "published:\n" + "\n".join(broken[:15])
+            f"the {lang} edition built, but with {len(broken)} broken reference(s) or number(s); "
+            "no edition was published:\n" + "\n".join(broken[:15])
         )
     stamp.write_text(static_hash)
     for w in warnings[:20]:
@@ -324,16 +419,22 @@ def publish(built: dict[str, Path], build_dir: Path) -> Path:
 
 
 def parse_langs(langs: str | list[str]) -> list[str]:
-    out = [l.strip() for l in (langs.split(",") if isinstance(langs, str) else langs) if l.strip()]
-    bad = [l for l in out if l not in LANGS]
+    out = [lang.strip() for lang in (langs.split(",") if isinstance(langs, str) else langs) if lang.strip()]
+    bad = [lang for lang in out if lang not in LANGS]
     if bad or not out:
         raise ChapterError(f"--lang takes a comma-separated list of {', '.join(LANGS)}; got {langs!r}")
     return out
 
 
-def build_book(profile: str = "quick", device: str = "auto", langs: str | list[str] = "en,ar",
-               build_dir: Path = Path("_build"), data_dir: str = "", progress: bool = True,
-               notebooks_dir: Path = NOTEBOOKS) -> Path:
+def build_book(
+    profile: str = "quick",
+    device: str = "auto",
+    langs: str | list[str] = "en,ar",
+    build_dir: Path = Path("_build"),
+    data_dir: str = "",
+    progress: bool = True,
+    notebooks_dir: Path = NOTEBOOKS,
+) -> Path:
     """Execute every chapter in every edition, render each edition, publish them together."""
     t0 = time.perf_counter()
     build_dir = Path(build_dir).resolve()
@@ -359,4 +460,3 @@ def build_book(profile: str = "quick", device: str = "auto", langs: str | list[s
     final = publish(built, build_dir)
     log(f"book built in {time.perf_counter() - t0:.1f} s: {final / 'index.html'}")
     return final
-

@@ -23,10 +23,13 @@ def _switch(app, pagename, templatename, context, doctree):
         return
     up = "../" * (pagename.count("/") + 1)
     links = " · ".join(
-        f'<a class="bnpaper-lang-link" hreflang="{lang}" lang="{lang}" href="{up}{lang}/{pagename}.html">{html.escape(label)}</a>'
+        f'<a class="bnpaper-lang-link" hreflang="{lang}" lang="{lang}" '
+        f'href="{up}{lang}/{pagename}.html">{html.escape(label)}</a>'
         for lang, label in others.items()
     )
-    context["body"] = f'<nav class="bnpaper-langswitch" aria-label="language">{links}</nav>\n' + context["body"]
+    context["body"] = (
+        f'<nav class="bnpaper-langswitch" aria-label="language">{links}</nav>\n' + context["body"]
+    )
 
 
 def _add_dir(app, exc):

@@ -32,8 +32,16 @@ PROFILES = {  # steps of SGD and seeds per training configuration
 def base_config(profile: str, device: str = "cpu", data_dir: str = "", **kw) -> TrainConfig:
     """The conv net training setup every chapter of Sec. 3.2 / 3.4 shares."""
     p = PROFILES[profile]
-    fields = dict(model="convnet", steps=p["steps"], eval_every=p["eval_every"], lr=0.05, momentum=0.9,
-                  batch_size=64, device=device, data_dir=data_dir)
+    fields = dict(
+        model="convnet",
+        steps=p["steps"],
+        eval_every=p["eval_every"],
+        lr=0.05,
+        momentum=0.9,
+        batch_size=64,
+        device=device,
+        data_dir=data_dir,
+    )
     fields.update(kw)
     return TrainConfig(**fields)
 
@@ -55,7 +63,9 @@ def bias_before_bn(cfg: BiasConfig) -> dict:
     u = torch.randn(cfg.shape, generator=g, dtype=torch.float64)
     W = torch.randn(cfg.out_channels, cfg.shape[1], 3, 3, generator=g, dtype=torch.float64)
     b = (torch.randn(cfg.out_channels, generator=g, dtype=torch.float64) * cfg.bias_scale).requires_grad_()
-    r = torch.randn(cfg.shape[0], cfg.out_channels, cfg.shape[2], cfg.shape[3], generator=g, dtype=torch.float64)
+    r = torch.randn(
+        cfg.shape[0], cfg.out_channels, cfg.shape[2], cfg.shape[3], generator=g, dtype=torch.float64
+    )
     gamma = torch.rand(cfg.out_channels, generator=g, dtype=torch.float64) + 0.5
     beta = torch.randn(cfg.out_channels, generator=g, dtype=torch.float64)
 
@@ -106,10 +116,15 @@ def shift_equivariance(cfg: ShiftConfig) -> dict:
         f, f_s = conv(img), conv(img_shifted)  # (1, C, 28, 28)
 
         mu_map, var_map = F.batch_statistics(feats)  # (C,): over batch and locations
+
         def per_map(t):
             return (t - F.per_channel(mu_map, t)) / F.per_channel(torch.sqrt(var_map + cfg.eps), t)
 
-        mu_act, var_act = feats.mean(0, keepdim=True), feats.var(0, unbiased=False, keepdim=True)  # (1, C, 28, 28)
+        mu_act, var_act = (
+            feats.mean(0, keepdim=True),
+            feats.var(0, unbiased=False, keepdim=True),
+        )  # (1, C, 28, 28)
+
         def per_act(t):
             return (t - mu_act) / torch.sqrt(var_act + cfg.eps)
 
@@ -192,10 +207,13 @@ def fold_speed(cfg: FoldConfig) -> dict:
         "max_logit_diff": diff,
         "acc_bn": accuracy(model, ds.x_test, ds.y_test),
         "acc_folded": accuracy(folded, ds.x_test, ds.y_test),
-        "bn_layers": n_bn, "bn_layers_after_folding": n_bn_folded,
+        "bn_layers": n_bn,
+        "bn_layers_after_folding": n_bn_folded,
         "median_ms_bn": statistics.median(times["bn"]) * 1e3,
         "median_ms_folded": statistics.median(times["folded"]) * 1e3,
         "speedup_median": statistics.median(ratios),
         "speedup_q1_q3": [statistics.quantiles(ratios, n=4)[0], statistics.quantiles(ratios, n=4)[2]],
-        "repeats": cfg.repeats, "batch": cfg.batch, "threads": cfg.threads,
+        "repeats": cfg.repeats,
+        "batch": cfg.batch,
+        "threads": cfg.threads,
     }

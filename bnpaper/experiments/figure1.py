@@ -30,14 +30,37 @@ PROFILES = {
     "paper": {"steps": 50000, "seeds": 3, "track_every": 500, "eval_every": 1000, "neighbour_steps": 10000},
 }
 NEIGHBOURS = {  # (learning rate, init std) around the chosen (0.01, 0.1)
-    "lr 0.003": {"lr": 0.003}, "lr 0.03": {"lr": 0.03}, "init std 0.01": {"init_std": 0.01}, "init std 0.3": {"init_std": 0.3},
+    "lr 0.003": {"lr": 0.003},
+    "lr 0.03": {"lr": 0.03},
+    "init std 0.01": {"init_std": 0.01},
+    "init std 0.3": {"init_std": 0.3},
 }
 
 
-def paper_network(steps: int, seed: int = 0, bn: bool = False, device: str = "cpu", data_dir: str = "",
-                  eval_every: int = 250, **kw) -> TrainConfig:
-    fields = dict(model="mlp", hidden=[100, 100, 100], activation="sigmoid", bn=bn, batch_size=60, steps=steps,
-                  lr=0.01, momentum=0.9, init_std=0.1, seed=seed, eval_every=eval_every, device=device, data_dir=data_dir)
+def paper_network(
+    steps: int,
+    seed: int = 0,
+    bn: bool = False,
+    device: str = "cpu",
+    data_dir: str = "",
+    eval_every: int = 250,
+    **kw,
+) -> TrainConfig:
+    fields = dict(
+        model="mlp",
+        hidden=[100, 100, 100],
+        activation="sigmoid",
+        bn=bn,
+        batch_size=60,
+        steps=steps,
+        lr=0.01,
+        momentum=0.9,
+        init_std=0.1,
+        seed=seed,
+        eval_every=eval_every,
+        device=device,
+        data_dir=data_dir,
+    )
     fields.update(kw)
     return TrainConfig(**fields)
 
@@ -83,9 +106,17 @@ def run_one(cfg: Figure1Config, bn: bool, seed: int) -> dict:
 
     tc = paper_network(cfg.steps, seed, bn, cfg.device, cfg.data_dir, cfg.eval_every, **cfg.overrides)
     _, h = train(tc, on_step=on_step, desc=f"figure 1 {'bn' if bn else 'no bn'} seed {seed}")
-    return {"eval_steps": h["eval_steps"], "test_acc": h["test_acc"], "final_test_acc": h["final_test_acc"],
-            "diverged": h["diverged"], "diverged_at": h["diverged_at"], "track_steps": steps,
-            "percentiles": snaps, "data": h["data"], "train_seconds": h["train_seconds"]}
+    return {
+        "eval_steps": h["eval_steps"],
+        "test_acc": h["test_acc"],
+        "final_test_acc": h["final_test_acc"],
+        "diverged": h["diverged"],
+        "diverged_at": h["diverged_at"],
+        "track_steps": steps,
+        "percentiles": snaps,
+        "data": h["data"],
+        "train_seconds": h["train_seconds"],
+    }
 
 
 def run(cfg: Figure1Config) -> dict:
@@ -124,8 +155,10 @@ def summarize(result: dict) -> dict:
         spr = [float(np.median(drift(r["percentiles"])["spread_range"])) for r in ok]
         out[key] = {
             "final_test_acc": mean_std([r["final_test_acc"] for r in runs]),
-            "median_drift": mean_std(med), "spread_drift": mean_std(spr),
-            "runs": len(runs), "diverged": len(runs) - len(ok),
+            "median_drift": mean_std(med),
+            "spread_drift": mean_std(spr),
+            "runs": len(runs),
+            "diverged": len(runs) - len(ok),
         }
     return out
 
@@ -141,7 +174,14 @@ def neighbours(cfg: NeighbourConfig) -> dict:
     out = {}
     for name, over in cfg.neighbours.items():
         res = run(replace(cfg.base, overrides=over))
-        out[name] = {k: {"final_test_acc": [r["final_test_acc"] for r in v], "diverged": [r["diverged"] for r in v],
-                         "median_drift": [float(np.median(drift(r["percentiles"])["median_range"])) for r in v if not r["diverged"]]}
-                     for k, v in res.items()}
+        out[name] = {
+            k: {
+                "final_test_acc": [r["final_test_acc"] for r in v],
+                "diverged": [r["diverged"] for r in v],
+                "median_drift": [
+                    float(np.median(drift(r["percentiles"])["median_range"])) for r in v if not r["diverged"]
+                ],
+            }
+            for k, v in res.items()
+        }
     return out

@@ -47,11 +47,28 @@ class RecipeConfig:
 
 def model_config(cfg: RecipeConfig, name: str, seed: int) -> TrainConfig:
     per_step = cfg.decay_total ** (1 / cfg.steps)  # Baseline: lr * decay_total at the end
-    base = TrainConfig(model="inception", bn=False, activation="relu", dropout=cfg.dropout, lr=cfg.lr,
-                       momentum=cfg.momentum, weight_decay=cfg.weight_decay, lr_decay_every=1, lr_decay_factor=per_step,
-                       batch_size=cfg.batch_size, steps=cfg.steps, eval_every=cfg.eval_every, seed=seed,
-                       data_dir=cfg.data_dir, device=cfg.device, init="he", final_train_acc=False)
-    accelerated = dict(bn=True, dropout=0.0, weight_decay=cfg.weight_decay / 5, lr_decay_factor=per_step**6)  # Sec. 4.2.1
+    base = TrainConfig(
+        model="inception",
+        bn=False,
+        activation="relu",
+        dropout=cfg.dropout,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        lr_decay_every=1,
+        lr_decay_factor=per_step,
+        batch_size=cfg.batch_size,
+        steps=cfg.steps,
+        eval_every=cfg.eval_every,
+        seed=seed,
+        data_dir=cfg.data_dir,
+        device=cfg.device,
+        init="he",
+        final_train_acc=False,
+    )
+    accelerated = dict(
+        bn=True, dropout=0.0, weight_decay=cfg.weight_decay / 5, lr_decay_factor=per_step**6
+    )  # Sec. 4.2.1
     if name == "Baseline":
         return base
     if name == "BN-Baseline":
@@ -74,7 +91,19 @@ def run(cfg: RecipeConfig) -> dict:
         runs = []
         for s in cfg.seeds:
             _, h = trained(model_config(cfg, name, s), desc=f"{name} seed {s}")
-            runs.append({k: h[k] for k in ("eval_steps", "test_acc", "final_test_acc", "diverged", "diverged_at", "train_seconds")})
+            runs.append(
+                {
+                    k: h[k]
+                    for k in (
+                        "eval_steps",
+                        "test_acc",
+                        "final_test_acc",
+                        "diverged",
+                        "diverged_at",
+                        "train_seconds",
+                    )
+                }
+            )
         out[name] = runs
     return out
 
@@ -95,7 +124,8 @@ def summarize(result: dict) -> dict:
         steps = [s for s in reached if s is not None]
         rows[name] = {
             "steps_to_target": mean_std(steps) if steps else (None, None),
-            "reached": len(steps), "runs": len(runs),
+            "reached": len(steps),
+            "runs": len(runs),
             "max_accuracy": mean_std([max(r["test_acc"]) if r["test_acc"] else None for r in runs]),
             "diverged": sum(r["diverged"] for r in runs),
         }

@@ -1,11 +1,11 @@
 """Chapter "BN enables higher learning rates" (paper Sec. 3.3, source text 4.1).
 
-  identities     the three scale identities over a range of a, eps = 0 and eps > 0
-  weight_growth  ||W|| and ||dl/dW|| of each layer over training, with and without BN; and the
-                 1/a law checked directly by rescaling a trained BN layer's weights
-  jacobians      singular values of the layer-to-layer Jacobians of trained networks
-  lr_sweep       final accuracy and divergence over a log grid of learning rates
-  deep_sigmoid   a deep sigmoid network with and without BN
+identities     the three scale identities over a range of a, eps = 0 and eps > 0
+weight_growth  ||W|| and ||dl/dW|| of each layer over training, with and without BN; and the
+               1/a law checked directly by rescaling a trained BN layer's weights
+jacobians      singular values of the layer-to-layer Jacobians of trained networks
+lr_sweep       final accuracy and divergence over a log grid of learning rates
+deep_sigmoid   a deep sigmoid network with and without BN
 """
 
 from __future__ import annotations
@@ -22,20 +22,51 @@ from bnpaper.theory import scale_identity_gaps, scale_output_bound
 from bnpaper.train import TrainConfig, train, trained
 
 PROFILES = {
-    "smoke": {"steps": 20, "seeds": 2, "lrs": [0.1, 10.0], "sweep_steps": 10, "mlp_sweep_steps": 10,
-              "sigmoid_steps": 20, "track_every": 5},
-    "quick": {"steps": 2000, "seeds": 3, "lrs": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
-              "sweep_steps": 300, "mlp_sweep_steps": 1000, "sigmoid_steps": 1500, "track_every": 50},
-    "paper": {"steps": 10000, "seeds": 3, "lrs": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
-              "sweep_steps": 1000, "mlp_sweep_steps": 3000, "sigmoid_steps": 10000, "track_every": 200},
+    "smoke": {
+        "steps": 20,
+        "seeds": 2,
+        "lrs": [0.1, 10.0],
+        "sweep_steps": 10,
+        "mlp_sweep_steps": 10,
+        "sigmoid_steps": 20,
+        "track_every": 5,
+    },
+    "quick": {
+        "steps": 2000,
+        "seeds": 3,
+        "lrs": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
+        "sweep_steps": 300,
+        "mlp_sweep_steps": 1000,
+        "sigmoid_steps": 1500,
+        "track_every": 50,
+    },
+    "paper": {
+        "steps": 10000,
+        "seeds": 3,
+        "lrs": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+        "sweep_steps": 1000,
+        "mlp_sweep_steps": 3000,
+        "sigmoid_steps": 10000,
+        "track_every": 200,
+    },
 }
 
 
 def mlp_config(profile: str, device: str = "cpu", data_dir: str = "", **kw) -> TrainConfig:
     """The paper's MNIST network (Sec. 4.1): 3 x 100 sigmoid units, mini-batches of 60, plain SGD."""
     p = PROFILES[profile]
-    base = dict(model="mlp", hidden=[100, 100, 100], activation="sigmoid", batch_size=60, lr=0.5, momentum=0.0,
-                steps=p["steps"], eval_every=max(1, p["steps"] // 10), device=device, data_dir=data_dir)
+    base = dict(
+        model="mlp",
+        hidden=[100, 100, 100],
+        activation="sigmoid",
+        batch_size=60,
+        lr=0.5,
+        momentum=0.0,
+        steps=p["steps"],
+        eval_every=max(1, p["steps"] // 10),
+        device=device,
+        data_dir=data_dir,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -89,14 +120,21 @@ def weight_growth(cfg: GrowthConfig) -> dict:
     for bn in (False, True):
         rec = {"steps": [], "w_norm": [], "g_norm": []}
 
-        def on_step(step, model):  # called after opt.step(); gradients are those of this step
+        def on_step(step, model, rec=rec):  # called after opt.step(); gradients are those of this step
             if step % cfg.track_every == 0 or step == 1:
                 layers = _linear_layers(model)[:-1]  # hidden layers (the output layer has no BN after it)
                 rec["steps"].append(step)
-                rec["w_norm"].append([l.weight.norm().item() for l in layers])
-                rec["g_norm"].append([l.weight.grad.norm().item() if l.weight.grad is not None else float("nan") for l in layers])
+                rec["w_norm"].append([layer.weight.norm().item() for layer in layers])
+                rec["g_norm"].append(
+                    [
+                        layer.weight.grad.norm().item() if layer.weight.grad is not None else float("nan")
+                        for layer in layers
+                    ]
+                )
 
-        model, hist = train(replace(cfg.train, bn=bn), on_step=on_step, desc=f"mlp {'bn' if bn else 'no bn'} (norms)")
+        model, hist = train(
+            replace(cfg.train, bn=bn), on_step=on_step, desc=f"mlp {'bn' if bn else 'no bn'} (norms)"
+        )
         rec["final_test_acc"], rec["diverged"] = hist["final_test_acc"], hist["diverged"]
         if bn and not hist["diverged"]:
             rec["rescaled"] = _rescaled_gradients(model, cfg)
@@ -157,7 +195,9 @@ def jacobians(cfg: JacobianConfig) -> dict:
             h = blocks[0](x)  # first hidden layer's output
         svs = []
         for blk in blocks[1:]:
-            J = torch.func.vmap(torch.func.jacrev(lambda v, blk=blk: blk(v.unsqueeze(0)).squeeze(0)))(h)  # (E, 100, 100)
+            J = torch.func.vmap(torch.func.jacrev(lambda v, blk=blk: blk(v.unsqueeze(0)).squeeze(0)))(
+                h
+            )  # (E, 100, 100)
             svs.append(torch.linalg.svdvals(J).flatten().tolist())
             with torch.no_grad():
                 h = blk(h)
@@ -184,9 +224,17 @@ def lr_sweep(cfg: SweepConfig) -> dict:
         for lr in cfg.lrs:
             rows = []
             for s in cfg.seeds:
-                _, h = train(replace(cfg.base, bn=bn, lr=lr, seed=s), desc=f"{cfg.base.model} {key} lr={lr} seed {s}")
-                rows.append({"seed": s, "diverged": h["diverged"], "diverged_at": h["diverged_at"],
-                             "final_test_acc": h["final_test_acc"]})
+                _, h = train(
+                    replace(cfg.base, bn=bn, lr=lr, seed=s), desc=f"{cfg.base.model} {key} lr={lr} seed {s}"
+                )
+                rows.append(
+                    {
+                        "seed": s,
+                        "diverged": h["diverged"],
+                        "diverged_at": h["diverged_at"],
+                        "final_test_acc": h["final_test_acc"],
+                    }
+                )
             out[key][str(lr)] = rows
     return out
 
@@ -195,8 +243,14 @@ def max_stable_lr(sweep: dict, learned: float) -> dict[str, float | None]:
     """Largest learning rate at which no seed diverged and every seed reached `learned` accuracy."""
     out = {}
     for key, by_lr in sweep.items():
-        ok = [float(lr) for lr, rows in by_lr.items()
-              if all(not r["diverged"] and r["final_test_acc"] is not None and r["final_test_acc"] >= learned for r in rows)]
+        ok = [
+            float(lr)
+            for lr, rows in by_lr.items()
+            if all(
+                not r["diverged"] and r["final_test_acc"] is not None and r["final_test_acc"] >= learned
+                for r in rows
+            )
+        ]
         out[key] = max(ok) if ok else None
     return out
 
@@ -216,9 +270,12 @@ def deep_sigmoid(cfg: DeepSigmoidConfig) -> dict:
     for bn in (False, True):
         runs = []
         for s in cfg.seeds:
-            _, h = train(replace(cfg.base, model="mlp", hidden=[100] * cfg.depth, activation="sigmoid", bn=bn, seed=s),
-                         desc=f"deep sigmoid {'bn' if bn else 'no bn'} seed {s}")
-            runs.append({k: h[k] for k in ("eval_steps", "test_acc", "final_test_acc", "diverged", "diverged_at")})
+            _, h = train(
+                replace(cfg.base, model="mlp", hidden=[100] * cfg.depth, activation="sigmoid", bn=bn, seed=s),
+                desc=f"deep sigmoid {'bn' if bn else 'no bn'} seed {s}",
+            )
+            runs.append(
+                {k: h[k] for k in ("eval_steps", "test_acc", "final_test_acc", "diverged", "diverged_at")}
+            )
         out["bn" if bn else "no_bn"] = runs
     return out
-

@@ -1,10 +1,10 @@
 """Chapter "Training and inference" (paper Sec. 3.1, Algorithm 2).
 
-  methods     test accuracy of one trained BN conv net with its population statistics taken four
-              ways: Algorithm 2 (k training batches, unbiased), torch's moving average (momentum
-              0.1), the cumulative average (momentum None), and the test batch's own statistics
-  k_sweep     how many training mini-batches k Algorithm 2 needs before accuracy stops changing
-  small_batches  train with m = 2 ... 64: the gap between train-mode and eval-mode outputs
+methods     test accuracy of one trained BN conv net with its population statistics taken four
+            ways: Algorithm 2 (k training batches, unbiased), torch's moving average (momentum
+            0.1), the cumulative average (momentum None), and the test batch's own statistics
+k_sweep     how many training mini-batches k Algorithm 2 needs before accuracy stops changing
+small_batches  train with m = 2 ... 64: the gap between train-mode and eval-mode outputs
 """
 
 from __future__ import annotations
@@ -22,10 +22,22 @@ from bnpaper.train import TrainConfig, accuracy, trained
 
 PROFILES = {
     "smoke": {"ks": [1, 2, 5], "k_seeds": 2, "k_methods": 5, "ms": [2, 8, 64], "examples": 1280, "seeds": 2},
-    "quick": {"ks": [1, 2, 3, 5, 10, 20, 50], "k_seeds": 5, "k_methods": 50, "ms": [2, 4, 8, 16, 64],
-              "examples": 8000, "seeds": 3},
-    "paper": {"ks": [1, 2, 3, 5, 10, 20, 50, 100], "k_seeds": 10, "k_methods": 100, "ms": [2, 4, 8, 16, 64],
-              "examples": 32000, "seeds": 3},
+    "quick": {
+        "ks": [1, 2, 3, 5, 10, 20, 50],
+        "k_seeds": 5,
+        "k_methods": 50,
+        "ms": [2, 4, 8, 16, 64],
+        "examples": 8000,
+        "seeds": 3,
+    },
+    "paper": {
+        "ks": [1, 2, 3, 5, 10, 20, 50, 100],
+        "k_seeds": 10,
+        "k_methods": 100,
+        "ms": [2, 4, 8, 16, 64],
+        "examples": 32000,
+        "seeds": 3,
+    },
 }
 
 
@@ -54,7 +66,7 @@ def batch_stats_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: 
     for bn in bn_layers(net).values():
         bn.train()  # batch statistics; the running buffers of this copy are thrown away
     n = len(y) - len(y) % m
-    correct = sum((net(x[i:i + m]).argmax(1) == y[i:i + m]).sum().item() for i in range(0, n, m))
+    correct = sum((net(x[i : i + m]).argmax(1) == y[i : i + m]).sum().item() for i in range(0, n, m))
     return correct / n
 
 
@@ -79,7 +91,9 @@ def methods(cfg: MethodsConfig) -> dict:
     dev = next(ema_model.parameters()).device
     x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
     alg2 = copy.deepcopy(ema_model)
-    estimate_population_statistics(alg2, [b.to(dev) for b in _training_batches(ds.x_train, cfg.train.batch_size, cfg.k, cfg.seed)])
+    estimate_population_statistics(
+        alg2, [b.to(dev) for b in _training_batches(ds.x_train, cfg.train.batch_size, cfg.k, cfg.seed)]
+    )
     return {
         "identical_weights": same,
         "acc": {
@@ -88,7 +102,9 @@ def methods(cfg: MethodsConfig) -> dict:
             "cumulative": accuracy(cum_model, x_te, y_te),
             "test_batch": batch_stats_accuracy(ema_model, x_te, y_te, cfg.train.batch_size),
         },
-        "k": cfg.k, "m": cfg.train.batch_size, "train_history": {k: v for k, v in hist.items() if not k.startswith("_")},
+        "k": cfg.k,
+        "m": cfg.train.batch_size,
+        "train_history": {k: v for k, v in hist.items() if not k.startswith("_")},
     }
 
 
@@ -109,7 +125,9 @@ def k_sweep(cfg: KSweepConfig) -> dict:
         acc[str(k)] = []
         for s in cfg.seeds:
             net = copy.deepcopy(model)
-            estimate_population_statistics(net, [b.to(dev) for b in _training_batches(ds.x_train, cfg.train.batch_size, k, s)])
+            estimate_population_statistics(
+                net, [b.to(dev) for b in _training_batches(ds.x_train, cfg.train.batch_size, k, s)]
+            )
             acc[str(k)].append(accuracy(net, x_te, y_te))
     return {"acc": acc, "m": cfg.train.batch_size}
 
@@ -119,7 +137,9 @@ class SmallBatchConfig:
     train: TrainConfig = field(default_factory=TrainConfig)  # lr and steps set per m below
     ms: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 64])
     examples: int = 16000  # training examples seen, the same for every m (steps = examples / m)
-    base_lr_m: int = 64  # lr = train.lr * m / base_lr_m (linear scaling, so every m sees the same lr per example)
+    base_lr_m: int = (
+        64  # lr = train.lr * m / base_lr_m (linear scaling, so every m sees the same lr per example)
+    )
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 
@@ -134,7 +154,7 @@ def train_eval_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: int) -
     n = len(y) - len(y) % m
     diffs, scale, agree = 0.0, 0.0, 0
     for i in range(0, n, m):
-        a, b = net_train(x[i:i + m]), net_eval(x[i:i + m])
+        a, b = net_train(x[i : i + m]), net_eval(x[i : i + m])
         diffs += (a - b).abs().sum().item()
         scale += b.abs().sum().item()
         agree += (a.argmax(1) == b.argmax(1)).sum().item()
@@ -147,19 +167,31 @@ def small_batches(cfg: SmallBatchConfig) -> dict:
     for m in cfg.ms:
         rows = []
         for s in cfg.seeds:
-            tc = replace(cfg.train, bn=True, batch_size=m, seed=s, lr=cfg.train.lr * m / cfg.base_lr_m,
-                         steps=max(1, cfg.examples // m), eval_every=max(1, cfg.examples // m))
+            tc = replace(
+                cfg.train,
+                bn=True,
+                batch_size=m,
+                seed=s,
+                lr=cfg.train.lr * m / cfg.base_lr_m,
+                steps=max(1, cfg.examples // m),
+                eval_every=max(1, cfg.examples // m),
+            )
             model, hist = trained(tc, desc=f"convnet bn m={m} seed {s}")
             dev = next(model.parameters()).device
             x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
             row = {"seed": s, "steps": tc.steps, "lr": tc.lr, "diverged": hist["diverged"]}
             if not hist["diverged"]:
-                row.update(eval_acc=accuracy(model, x_te, y_te), train_mode_acc=batch_stats_accuracy(model, x_te, y_te, m),
-                           **train_eval_gap(model, x_te, y_te, m))
+                row.update(
+                    eval_acc=accuracy(model, x_te, y_te),
+                    train_mode_acc=batch_stats_accuracy(model, x_te, y_te, m),
+                    **train_eval_gap(model, x_te, y_te, m),
+                )
             rows.append(row)
         out[str(m)] = rows
     return out
 
 
 def summarize_k(result: dict) -> dict[str, tuple[float, float]]:
-    return {k: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for k, v in result["acc"].items()}
+    return {
+        k: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for k, v in result["acc"].items()
+    }

@@ -1,8 +1,8 @@
 """Chapter "BN regularizes the model" (paper Sec. 3.4, source text 4.2).
 
-  nondeterminism  one training example's logits and one hidden unit's BN output, recomputed with
-                  many different mini-batch companions: their spread as a function of m
-  dropout_grid    {no BN, BN} x {dropout 0, 0.5}: train and test accuracy, generalization gap
+nondeterminism  one training example's logits and one hidden unit's BN output, recomputed with
+                many different mini-batch companions: their spread as a function of m
+dropout_grid    {no BN, BN} x {dropout 0, 0.5}: train and test accuracy, generalization gap
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def nondeterminism(cfg: NondeterminismConfig) -> dict:
         logits, hidden = [], []
         for _ in range(cfg.draws):
             comp = others[torch.randperm(len(others), generator=g)[: m - 1]]
-            batch = torch.cat([x[cfg.example:cfg.example + 1], x[comp.to(dev)]])  # the example first
+            batch = torch.cat([x[cfg.example : cfg.example + 1], x[comp.to(dev)]])  # the example first
             logits.append(net(batch)[0])
             hidden.append(captured["y"])
         L = torch.stack(logits)  # (draws, 10)
@@ -59,7 +59,7 @@ def nondeterminism(cfg: NondeterminismConfig) -> dict:
             "pred_changes": int((L.argmax(1) != L.argmax(1).mode().values).sum().item()),
         }
     net.eval()
-    det = [net(x[cfg.example:cfg.example + 1])[0] for _ in range(3)]
+    det = [net(x[cfg.example : cfg.example + 1])[0] for _ in range(3)]
     out["eval_mode_max_diff"] = max((d - det[0]).abs().max().item() for d in det)
     return out
 
@@ -79,10 +79,15 @@ def dropout_grid(cfg: GridConfig) -> dict:
             runs[key] = []
             for s in cfg.seeds:
                 _, h = trained(replace(cfg.base, bn=bn, dropout=p, seed=s), desc=f"{key} seed {s}")
-                runs[key].append({
-                    "seed": s, "diverged": h["diverged"], "train_acc": h["final_train_acc"], "test_acc": h["final_test_acc"],
-                    "gap": None if h["diverged"] else h["final_train_acc"] - h["final_test_acc"],
-                })
+                runs[key].append(
+                    {
+                        "seed": s,
+                        "diverged": h["diverged"],
+                        "train_acc": h["final_train_acc"],
+                        "test_acc": h["final_test_acc"],
+                        "gap": None if h["diverged"] else h["final_train_acc"] - h["final_test_acc"],
+                    }
+                )
     return runs
 
 
@@ -112,5 +117,11 @@ def dropout_verdict(summary: dict) -> dict:
     replaces = bn0[0] >= nb5[0] - noise
     no_gain = bn5[0] - bn0[0] <= noise
     verdict = "holds" if replaces and no_gain else ("partly" if replaces or no_gain else "does_not_hold")
-    return {"verdict": verdict, "bn_alone_vs_dropout_alone": bn0[0] - nb5[0], "dropout_gain_with_bn": bn5[0] - bn0[0],
-            "noise": noise, "bn_replaces_dropout": replaces, "dropout_adds_nothing_to_bn": no_gain}
+    return {
+        "verdict": verdict,
+        "bn_alone_vs_dropout_alone": bn0[0] - nb5[0],
+        "dropout_gain_with_bn": bn5[0] - bn0[0],
+        "noise": noise,
+        "bn_replaces_dropout": replaces,
+        "dropout_adds_nothing_to_bn": no_gain,
+    }
