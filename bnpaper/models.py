@@ -11,6 +11,42 @@ from torch import nn
 
 from bnpaper.layers import BatchNorm
 
+
+class Dropout(nn.Module):
+    """Inverted dropout whose masks come from a generator of the run's own.
+
+    With torch's nn.Dropout the masks come from the global random stream, so they depend on
+    whatever else drew from it. Here each run owns `generator` (the training loop seeds it from the
+    run's seed), so run r draws the same masks whether it trains alone or batched with others.
+    The multi-run engine draws each run's masks itself, with `draw_mask` and the same generator,
+    and passes them in as the `mask` buffer.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {p!r}")
+        self.p = p
+        self.generator: torch.Generator | None = None  # set by the training loop
+        self.register_buffer("mask", None, persistent=False)  # (N, ...) supplied by the engine
+
+    @staticmethod
+    def draw_mask(shape, p: float, generator: torch.Generator | None, dtype=torch.float32) -> torch.Tensor:
+        """Keep each unit with probability 1 - p, scaled by 1 / (1 - p) (inverted dropout)."""
+        keep = torch.rand(shape, generator=generator, dtype=torch.float64) >= p  # drawn on the CPU
+        return keep.to(dtype) / (1.0 - p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.mask is not None:
+            return x * self.mask
+        return x * self.draw_mask(x.shape, self.p, self.generator, x.dtype).to(x.device)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
@@ -36,7 +72,7 @@ def mlp(
             layers.append(BatchNorm(h, momentum=bn_momentum))
         layers.append(_act(activation))
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         width = h
     layers.append(nn.Linear(width, 10))
     return nn.Sequential(*layers)
@@ -69,7 +105,7 @@ def convnet(
         layers.append(BatchNorm(hidden, momentum=bn_momentum))
     layers.append(_act(activation))
     if dropout:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     layers.append(nn.Linear(hidden, 10))
     return nn.Sequential(*layers)
 
@@ -131,6 +167,6 @@ def inception_net(
         nn.Flatten(),
     ]  # (N, 48)
     if dropout:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     layers.append(nn.Linear(b.out_channels, 10))
     return nn.Sequential(*layers)

@@ -45,6 +45,12 @@ class TrainConfig:
     bn_momentum: float | None = 0.1  # running-average momentum (None: cumulative average)
     data_dir: str = ""  # "" = embedded 5k MNIST; else a folder with the four IDX files
     device: str = "cpu"  # resolved device ("cpu" or "cuda")
+    dtype: str = "float32"  # "float32", or "float64" for exactness tests
+
+
+def dropout_generator(seed: int) -> torch.Generator:
+    """The generator of a run's dropout masks: seeded from the run's seed, apart from its batch order."""
+    return torch.Generator().manual_seed(seed + 1_000_003)
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
@@ -78,7 +84,13 @@ def build_model(cfg: TrainConfig) -> nn.Module:
                         nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
                     if mod.bias is not None:
                         mod.bias.zero_()
-    return model
+    return model.to(model_dtype(cfg))
+
+
+def model_dtype(cfg: TrainConfig) -> torch.dtype:
+    if cfg.dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg.dtype!r}")
+    return getattr(torch, cfg.dtype)
 
 
 @torch.no_grad()
@@ -120,17 +132,22 @@ def train(cfg: TrainConfig, on_step: Callable[[int, nn.Module], None] | None = N
 
 def _train(cfg: TrainConfig, on_step, desc: str):
     device = resolve_device(cfg.device)
+    dtype = model_dtype(cfg)
     ds = data_mod.load(cfg.data_dir)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
+    drop_gen = dropout_generator(cfg.seed)
+    for mod in model.modules():
+        if isinstance(mod, models.Dropout):
+            mod.generator = drop_gen
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = (
         torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay_factor)
         if cfg.lr_decay_every
         else None
     )
-    x_tr, y_tr = ds.x_train.to(device), ds.y_train.to(device)
-    x_te, y_te = ds.x_test.to(device), ds.y_test.to(device)
+    x_tr, y_tr = ds.x_train.to(device, dtype), ds.y_train.to(device)
+    x_te, y_te = ds.x_test.to(device, dtype), ds.y_test.to(device)
     g = torch.Generator().manual_seed(cfg.seed)
     hist = {
         "eval_steps": [],

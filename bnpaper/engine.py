@@ -1,0 +1,286 @@
+"""Many training runs as one computation: R runs of one network, batched with torch.func.
+
+The networks in `bnpaper.models` are written once, for one run. This module stacks R copies of
+a network's parameters and buffers (`torch.func.stack_module_state`) and runs the forward pass of
+all R at once with `torch.func.vmap(functional_call(...))`: a Linear becomes a batched matmul, a
+Conv2d a grouped convolution, and bnpaper's BN normalizes each run's channels over that run's
+mini-batch only (its autograd Functions carry a vmap rule). The runs stay independent:
+
+* initialization: run r builds its model after ``torch.manual_seed(seed_r)``, as `train.train` does;
+* batch order: run r draws its mini-batches from its own generator seeded with seed_r;
+* dropout masks: each run draws them from its own generator (`models.Dropout`);
+* hyperparameters: lr, momentum, weight decay, lr decay factor, init std and dropout rate may
+  differ per run (`BATCHABLE`); everything else must agree (`group_key`);
+* divergence: a run whose loss turns NaN or inf is frozen at that step (weights, momentum and BN
+  statistics kept as they were) and recorded as diverged there; the others go on.
+
+SGD with momentum and weight decay is applied to the stacked parameters with the same update as
+torch.optim.SGD (dampening 0, no Nesterov), with a learning rate per run. The loop does not
+synchronize with the host per step: losses and accuracies stay on the device, divergence is
+checked on the device, and the host looks only every `check_every` steps (to stop when every run
+has diverged) and at the end.
+
+`tests/test_engine.py` holds run r of a batched training to a separate `train.train` with the same
+config to 1e-9 in float64: losses, weights and running statistics.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as TF
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from bnpaper import data as data_mod
+from bnpaper.device import resolve_device
+from bnpaper.models import Dropout
+from bnpaper.progress import progress
+from bnpaper.train import TrainConfig, batches, build_model, dropout_generator, model_dtype
+
+# TrainConfig fields that may differ between the runs of one batched computation
+BATCHABLE = ("seed", "lr", "momentum", "weight_decay", "lr_decay_factor", "init_std", "dropout")
+
+
+def group_key(cfg: TrainConfig) -> tuple:
+    """Runs with equal keys share one network shape and one schedule: they can be batched.
+
+    Dropout's rate may differ, but a network with dropout has a layer one without lacks.
+    """
+    fields = dataclasses.asdict(cfg)
+    for name in BATCHABLE:
+        fields.pop(name)
+    fields["has_dropout"] = cfg.dropout > 0
+    return tuple(sorted((k, repr(v)) for k, v in fields.items()))
+
+
+def groups(cfgs: Sequence[TrainConfig]) -> list[list[int]]:
+    """Indices of cfgs, grouped by `group_key`, in order of first appearance."""
+    out: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        out.setdefault(group_key(cfg), []).append(i)
+    return list(out.values())
+
+
+class Runs:
+    """R models of one architecture as stacked parameters (R, ...) and buffers (R, ...).
+
+    `forward(x)` runs every model on its own input x[r] (or all on the same x with shared_input);
+    `prefix(x, k)` runs only the first k modules of a Sequential (e.g. up to a layer whose input
+    a chapter tracks). Train / eval mode is the template module's, set by `train(mode)`.
+    """
+
+    def __init__(self, models: Sequence[nn.Module]):
+        self.R = len(models)
+        params, buffers = stack_module_state(list(models))  # {name: (R, ...)}
+        self.params = {k: v.detach().requires_grad_() for k, v in params.items()}
+        self.buffers = buffers
+        self.template = copy.deepcopy(models[0]).to("meta")
+        self.dropouts = [name for name, m in self.template.named_modules() if isinstance(m, Dropout)]
+        self.masks: dict[str, torch.Tensor] = {}  # per step: {"<dropout>.mask": (R, ...)}
+
+    def train(self, mode: bool = True) -> Runs:
+        self.template.train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor, shared_input: bool = False) -> torch.Tensor:
+        """(R, N, ...) -> (R, N, out), or (N, ...) -> (R, N, out) with shared_input."""
+        return self._vmapped(self.template, "", x, shared_input)
+
+    def prefix(self, x: torch.Tensor, k: int, shared_input: bool = False) -> torch.Tensor:
+        """Output of the first k modules of the (Sequential) template, per run."""
+        out = x
+        for i, module in enumerate(list(self.template)[:k]):
+            out = self._vmapped(module, f"{i}.", out, shared_input and i == 0)
+        return out
+
+    def _vmapped(self, module: nn.Module, prefix: str, x: torch.Tensor, shared_input: bool) -> torch.Tensor:
+        n = len(prefix)
+        params = {k[n:]: v for k, v in self.params.items() if k.startswith(prefix)}
+        buffers = {k[n:]: v for k, v in {**self.buffers, **self.masks}.items() if k.startswith(prefix)}
+        if shared_input and not params and not buffers:  # a stateless module (Flatten): same for every run
+            out = module(x)
+            return out.unsqueeze(0).expand(self.R, *out.shape)
+        fn = lambda p, b, x: functional_call(module, (p, b), (x,))  # noqa: E731
+        return vmap(fn, in_dims=(0, 0, None if shared_input else 0), randomness="error")(params, buffers, x)
+
+    def unstack(self, models: Sequence[nn.Module]) -> list[nn.Module]:
+        """Copy run r's parameters and buffers into models[r]."""
+        with torch.no_grad():
+            for r, model in enumerate(models):
+                state = {k: v[r] for k, v in {**self.params, **self.buffers}.items()}
+                model.load_state_dict(state)
+        return list(models)
+
+
+@torch.no_grad()
+def accuracy(runs: Runs, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
+    """Eval-mode accuracy of every run on the same (x, y): (R,) on the device, no host sync."""
+    was = runs.template.training
+    runs.train(False)
+    correct = torch.zeros(runs.R, dtype=torch.float64, device=x.device)
+    saved, runs.masks = runs.masks, {}
+    for i in range(0, len(y), chunk):
+        logits = runs.forward(x[i : i + chunk], shared_input=True)  # (R, n, 10)
+        correct += (logits.argmax(-1) == y[i : i + chunk]).sum(-1)
+    runs.masks = saved
+    runs.train(was)
+    return correct / len(y)
+
+
+def _per_run(cfgs: Sequence[TrainConfig], name: str, device) -> torch.Tensor:
+    return torch.tensor([float(getattr(c, name)) for c in cfgs], dtype=torch.float64, device=device)
+
+
+def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(R,) -> (R, 1, ..., 1) to broadcast against a stacked tensor."""
+    v = v.view((-1,) + (1,) * (like.dim() - 1))
+    return v if v.dtype == torch.bool else v.to(like.dtype)
+
+
+def train_many(
+    cfgs: Sequence[TrainConfig],
+    on_step: Callable[[int, Runs], None] | None = None,
+    desc: str = "train",
+    check_every: int = 50,
+) -> list[tuple[nn.Module, dict]]:
+    """Train every config; returns [(model, history)] in the order given, as `train.train` would.
+
+    Configs are grouped by `group_key`; each group trains as one batched computation.
+    on_step(step, runs) is called after every step with the group's `Runs` (all runs, alive or not).
+    """
+    if not cfgs:
+        return []
+    out: list[tuple[nn.Module, dict] | None] = [None] * len(cfgs)
+    for idx in groups(cfgs):
+        results = _train_group([cfgs[i] for i in idx], on_step, desc, check_every)
+        for i, res in zip(idx, results):
+            out[i] = res
+    return out  # type: ignore[return-value]
+
+
+def _train_group(
+    cfgs: list[TrainConfig], on_step, desc: str, check_every: int
+) -> list[tuple[nn.Module, dict]]:
+    cfg0 = cfgs[0]
+    device = resolve_device(cfg0.device)
+    ds = data_mod.load(cfg0.data_dir)
+    models = []
+    for cfg in cfgs:
+        torch.manual_seed(cfg.seed)  # each run's own initialization, as train.train
+        models.append(build_model(cfg).to(device))
+    runs = Runs(models).train(True)
+    R = runs.R
+    dtype = model_dtype(cfg0)
+    x_tr, y_tr = ds.x_train.to(device, dtype), ds.y_train.to(device)  # the data go to the device once
+    x_te, y_te = ds.x_test.to(device, dtype), ds.y_test.to(device)
+    its = [batches(len(y_tr), cfg0.batch_size, torch.Generator().manual_seed(c.seed)) for c in cfgs]
+    drop_gens = [dropout_generator(c.seed) for c in cfgs]
+    mask_shapes = _dropout_shapes(models[0], x_tr[: cfg0.batch_size]) if runs.dropouts else {}
+
+    lr = _per_run(cfgs, "lr", device)
+    momentum = _per_run(cfgs, "momentum", device)
+    wd = _per_run(cfgs, "weight_decay", device)
+    decay = _per_run(cfgs, "lr_decay_factor", device)
+    p_drop = [c.dropout for c in cfgs]
+    bufs = {k: None for k in runs.params}  # momentum buffers, created at the first step (as torch.optim.SGD)
+
+    alive = torch.ones(R, dtype=torch.bool, device=device)
+    diverged_at = torch.zeros(R, dtype=torch.long, device=device)
+    loss_sum = torch.zeros(R, dtype=torch.float64, device=device)
+    n_sum = torch.zeros(R, dtype=torch.float64, device=device)
+    eval_steps, test_acc, losses = [], [], []
+
+    def loss_fn(p, b, x, y):
+        return TF.cross_entropy(functional_call(runs.template, (p, b), (x,)), y)
+
+    t0 = time.perf_counter()
+    for step in progress(range(1, cfg0.steps + 1), desc=f"{desc} ({R} runs)"):
+        idx = torch.stack([next(it) for it in its]).to(device)  # (R, m): each run's own batch order
+        xb, yb = x_tr[idx], y_tr[idx]  # (R, m, ...), (R, m)
+        if runs.dropouts:
+            runs.masks = {
+                f"{name}.mask": torch.stack(
+                    [Dropout.draw_mask(mask_shapes[name], p, g, xb.dtype) for p, g in zip(p_drop, drop_gens)]
+                ).to(device)
+                for name in runs.dropouts
+            }
+        old_buffers = {k: v.clone() for k, v in runs.buffers.items()}
+        loss = vmap(loss_fn, randomness="error")(runs.params, {**runs.buffers, **runs.masks}, xb, yb)  # (R,)
+        finite = torch.isfinite(loss)
+        newly = alive & ~finite
+        diverged_at = torch.where(newly, torch.full_like(diverged_at, step), diverged_at)
+        was_alive, alive = alive, alive & finite
+        grads = torch.autograd.grad(loss.where(alive, 0.0).sum(), list(runs.params.values()))
+        with torch.no_grad():
+            for (name, p), g in zip(runs.params.items(), grads):
+                keep = _view(alive, p)
+                d_p = g + _view(wd, p) * p  # weight decay, as torch.optim.SGD
+                buf = d_p.clone() if bufs[name] is None else bufs[name] * _view(momentum, p) + d_p
+                bufs[name] = torch.where(keep, buf, bufs[name] if bufs[name] is not None else buf)
+                p.copy_(torch.where(keep, p - _view(lr, p) * bufs[name], p))
+            for name, b in runs.buffers.items():  # a run that had diverged before this step keeps its state
+                b.copy_(torch.where(_view(was_alive, b), b, old_buffers[name]))
+            if cfg0.lr_decay_every and step % cfg0.lr_decay_every == 0:  # as StepLR: lr *= factor
+                lr = lr * decay
+            loss_sum += torch.where(alive, loss.detach().double(), 0.0)
+            n_sum += alive.double()
+        if on_step is not None:
+            on_step(step, runs)
+        if step % cfg0.eval_every == 0 or step == cfg0.steps:
+            eval_steps.append(step)
+            test_acc.append(accuracy(runs, x_te, y_te))
+            losses.append(loss_sum / n_sum.clamp(min=1))
+            loss_sum, n_sum = torch.zeros_like(loss_sum), torch.zeros_like(n_sum)
+        if step % check_every == 0 and not bool(alive.any()):  # the host looks every check_every steps
+            break
+    seconds = time.perf_counter() - t0
+    runs.masks = {}
+    final_test = accuracy(runs, x_te, y_te).tolist()
+    final_train = accuracy(runs, x_tr, y_tr).tolist() if cfg0.final_train_acc else [None] * R
+    models = runs.unstack([build_model(c).to(device) for c in cfgs])
+    alive_l, div_l = alive.tolist(), diverged_at.tolist()
+    acc_rows = torch.stack(test_acc).T.tolist() if test_acc else [[] for _ in range(R)]
+    loss_rows = torch.stack(losses).T.tolist() if losses else [[] for _ in range(R)]
+    out = []
+    for r, cfg in enumerate(cfgs):
+        stop = len(eval_steps) if alive_l[r] else sum(s < div_l[r] for s in eval_steps)
+        hist = {
+            "eval_steps": eval_steps[:stop],
+            "test_acc": acc_rows[r][:stop],
+            "loss_steps": eval_steps[:stop],
+            "loss": loss_rows[r][:stop],
+            "diverged": not alive_l[r],
+            "diverged_at": None if alive_l[r] else div_l[r],
+            "train_seconds": seconds / R,
+            "final_test_acc": final_test[r] if alive_l[r] else None,
+            "final_train_acc": final_train[r] if alive_l[r] else None,
+            "data": ds.describe(),
+            "config": dataclasses.asdict(cfg),
+            "batched_runs": R,
+        }
+        out.append((models[r], hist))
+    return out
+
+
+def _dropout_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """The input shape each Dropout layer sees for one run's mini-batch x (one probe forward pass)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    probe = copy.deepcopy(model).train()
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, inp, name=name: shapes.__setitem__(name, tuple(inp[0].shape)))
+        for name, m in probe.named_modules()
+        if isinstance(m, Dropout)
+    ]
+    with torch.no_grad():
+        for m in probe.modules():
+            if isinstance(m, Dropout):
+                m.generator = torch.Generator().manual_seed(0)
+        probe(x)
+    for h in hooks:
+        h.remove()
+    return shapes

@@ -1,0 +1,107 @@
+"""The multi-run engine: run r of a batched training equals a separate `train.train` (float64).
+
+The reference is `bnpaper.train.train`: one model, torch.optim.SGD, torch's own modules. The engine
+shares only the model builders with it.
+"""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from bnpaper import engine
+from bnpaper.train import TrainConfig, train
+
+TOL = 1e-9
+BASE = dict(steps=50, eval_every=25, batch_size=16, dtype="float64", final_train_acc=False)
+MODELS = {
+    "mlp": dict(model="mlp", hidden=[16, 12], activation="sigmoid", init_std=0.1, lr=0.1),
+    "convnet": dict(model="convnet", lr=0.05),
+    "inception": dict(model="inception", init="he", lr=0.03),
+}
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+
+
+def _assert_same(batched, single):
+    (m_b, h_b), (m_s, h_s) = batched, single
+    assert h_b["diverged"] == h_s["diverged"] and h_b["diverged_at"] == h_s["diverged_at"]
+    assert h_b["eval_steps"] == h_s["eval_steps"]
+    for key in ("loss", "test_acc"):
+        assert len(h_b[key]) == len(h_s[key])
+        for a, b in zip(h_b[key], h_s[key]):
+            assert abs(a - b) <= TOL * max(1.0, abs(b)), key  # relative where a diverging loss is huge
+    if not h_s["diverged"]:
+        assert abs(h_b["final_test_acc"] - h_s["final_test_acc"]) <= TOL
+    state_b, state_s = m_b.state_dict(), m_s.state_dict()
+    assert list(state_b) == list(state_s)
+    for name in state_s:
+        a, b = state_b[name].double(), state_s[name].double()
+        finite = torch.isfinite(b)
+        assert torch.equal(finite, torch.isfinite(a)), name
+        scale = (
+            max(1.0, b[finite].abs().max().item()) if finite.any() else 1.0
+        )  # relative to the tensor's size
+        assert ((a - b)[finite].abs().max().item() if finite.any() else 0.0) <= TOL * scale, name
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("bn", [True, False], ids=["bn", "no_bn"])
+def test_batched_run_equals_single_run(model, bn):
+    base = TrainConfig(**BASE, **MODELS[model], bn=bn)
+    cfgs = [
+        replace(base, seed=0),
+        replace(base, seed=1, lr=base.lr * 2, weight_decay=1e-3),
+        replace(base, seed=2, momentum=0.5, dropout=0.3 if model == "mlp" else 0.0),
+    ]
+    if model == "mlp":  # dropout's rate may differ between runs, its presence may not
+        cfgs = [replace(c, dropout=d) for c, d in zip(cfgs, (0.1, 0.2, 0.3))]
+    batched = engine.train_many(cfgs)
+    assert all(h["batched_runs"] == 3 for _, h in batched)
+    for cfg, res in zip(cfgs, batched):
+        _assert_same(res, train(cfg))
+
+
+@pytest.mark.parametrize("bn", [True, False], ids=["bn", "no_bn"])
+def test_a_diverging_member_stops_alone(bn):
+    """Run 1's learning rate grows 1e12-fold per step (a per-run lr_decay_factor): it turns NaN
+    after a few evaluations; runs 0 and 2 must not notice."""
+    base = TrainConfig(**{**BASE, "eval_every": 5}, **{**MODELS["mlp"], "activation": "relu"}, bn=bn)
+    base = replace(base, lr_decay_every=1, lr_decay_factor=1.0)
+    cfgs = [
+        replace(base, seed=0),
+        replace(base, seed=1, lr_decay_factor=1e12),
+        replace(base, seed=2, lr=0.05),
+    ]
+    batched = engine.train_many(cfgs)
+    single = [train(c) for c in cfgs]
+    assert single[1][1]["diverged"] and single[1][1]["eval_steps"]  # diverged after evaluations
+    assert not single[0][1]["diverged"] and not single[2][1]["diverged"]
+    for b, s in zip(batched, single):
+        _assert_same(b, s)
+
+
+def test_groups_split_what_cannot_batch():
+    a = TrainConfig(model="mlp", steps=5)
+    cfgs = [
+        a,
+        replace(a, seed=1, lr=0.3),
+        replace(a, steps=6),
+        replace(a, dropout=0.2),
+        replace(a, hidden=[8]),
+    ]
+    assert engine.groups(cfgs) == [[0, 1], [2], [3], [4]]
+
+
+def test_runs_forward_shapes_and_prefix():
+    torch.manual_seed(0)
+    from bnpaper.train import build_model
+
+    cfg = TrainConfig(model="mlp", hidden=[7, 5])
+    runs = engine.Runs([build_model(cfg) for _ in range(4)]).train(False)
+    x = torch.randn(9, 1, 28, 28)
+    assert runs.forward(x, shared_input=True).shape == (4, 9, 10)
+    assert runs.prefix(x, 3, shared_input=True).shape == (4, 9, 7)  # Flatten, Linear, BN
