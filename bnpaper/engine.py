@@ -26,8 +26,11 @@ config to 1e-9 in float64: losses, weights and running statistics.
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import dataclasses
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -36,6 +39,7 @@ import torch.nn.functional as TF
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from bnpaper import cache
 from bnpaper import data as data_mod
 from bnpaper.device import resolve_device
 from bnpaper.models import Dropout
@@ -147,20 +151,129 @@ def train_many(
     on_step: Callable[[int, Runs], None] | None = None,
     desc: str = "train",
     check_every: int = 50,
+    workers: int | None = None,
 ) -> list[tuple[nn.Module, dict]]:
     """Train every config; returns [(model, history)] in the order given, as `train.train` would.
 
-    Configs are grouped by `group_key`; each group trains as one batched computation.
-    on_step(step, runs) is called after every step with the group's `Runs` (all runs, alive or not).
+    Configs are grouped by `group_key`; each group trains as one batched computation. With more
+    than one worker (default: `pool_size()`, the CPUs free now), the groups are cut into chunks of
+    runs that train in worker processes of one torch thread each; runs are independent, so the
+    chunking changes no result. on_step(step, runs) is called after every step with the group's
+    `Runs` (all runs, alive or not); it needs the runs in this process, so it trains here.
     """
     if not cfgs:
         return []
+    n_workers = 1 if on_step is not None else (workers or pool_size())
+    tasks = [chunk for idx in groups(cfgs) for chunk in _chunks(idx, n_workers)]
     out: list[tuple[nn.Module, dict] | None] = [None] * len(cfgs)
-    for idx in groups(cfgs):
-        results = _train_group([cfgs[i] for i in idx], on_step, desc, check_every)
-        for i, res in zip(idx, results):
-            out[i] = res
+    if n_workers == 1 or len(tasks) == 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(min(threads, n_workers if on_step is None else threads))
+        try:
+            for idx in tasks:
+                for i, res in zip(idx, _train_group([cfgs[i] for i in idx], on_step, desc, check_every)):
+                    out[i] = res
+        finally:
+            torch.set_num_threads(threads)
+        return out  # type: ignore[return-value]
+    pool = _pool(n_workers)
+    futures = {pool.submit(_worker, [cfgs[i] for i in idx], desc, check_every): idx for idx in tasks}
+    for fut in concurrent.futures.as_completed(futures):
+        for i, (state, hist) in zip(futures[fut], fut.result()):
+            model = build_model(cfgs[i]).to(resolve_device(cfgs[i].device))
+            model.load_state_dict(state)
+            out[i] = (model, hist)
     return out  # type: ignore[return-value]
+
+
+def _chunks(idx: list[int], n: int) -> list[list[int]]:
+    """idx cut into at most n contiguous chunks of nearly equal size."""
+    n = max(1, min(n, len(idx)))
+    size, extra = divmod(len(idx), n)
+    out, start = [], 0
+    for k in range(n):
+        stop = start + size + (k < extra)
+        out.append(idx[start:stop])
+        start = stop
+    return out
+
+
+def _worker(cfgs: list[TrainConfig], desc: str, check_every: int) -> list[tuple[dict, dict]]:
+    """In a worker process: one torch thread, one batched group; weights go back as state dicts."""
+    torch.set_num_threads(1)
+    return [(model.cpu().state_dict(), hist) for model, hist in _train_group(cfgs, None, desc, check_every)]
+
+
+_POOL: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
+
+
+def _pool(n: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of n spawned worker processes, kept for the life of this process (spawn, not fork:
+    a forked child of a process whose OpenMP threads have run can hang)."""
+    if n not in _POOL:
+        for old in _POOL.values():
+            old.shutdown(cancel_futures=True)
+        _POOL.clear()
+        ctx = multiprocessing.get_context("spawn")
+        _POOL[n] = concurrent.futures.ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker)
+    return _POOL[n]
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    fields = [float(v) for v in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_cpus(sample_s: float = 0.3) -> float:
+    """How many CPUs other work keeps busy now (sampled over sample_s); 0 where /proc is absent."""
+    try:
+        b0, t0 = _cpu_times()
+        time.sleep(sample_s)
+        b1, t1 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return (b1 - b0) / max(t1 - t0, 1e-9) * (os.cpu_count() or 1)
+
+
+def pool_size() -> int:
+    """Worker processes to use: the CPUs this process may run on, less those busy with other work
+    now (never fewer than one). BNPAPER_WORKERS overrides."""
+    if os.environ.get("BNPAPER_WORKERS"):
+        return max(1, int(os.environ["BNPAPER_WORKERS"]))
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(allowed, round(allowed - busy_cpus())))
+
+
+def trained_many(cfgs: Sequence[TrainConfig], desc: str = "train") -> list[tuple[nn.Module, dict]]:
+    """train_many, through the store: a run already trained with the same config and the same
+    source of the modules it uses is loaded (weights and history); only the others train."""
+    keys = [cache.config_key("trained", c, __name__) for c in cfgs]
+    hits = [cache.load("trained", k, tensors=True) for k in keys]
+    todo = [i for i, h in enumerate(hits) if h is None]
+    t0 = time.perf_counter()
+    fresh = dict(zip(todo, train_many([cfgs[i] for i in todo], desc=desc)))
+    wall = (time.perf_counter() - t0) / max(len(todo), 1)
+    out = []
+    for i, (cfg, key) in enumerate(zip(cfgs, keys)):
+        if i in fresh:
+            model, hist = fresh[i]
+            record = {**cache.provenance("trained", cfg, __name__, wall), "result": hist}
+            cache.save("trained", key, record, {k: v.cpu() for k, v in model.state_dict().items()})
+            hist = {**hist, "_cache": {"hit": False, "key": key}}
+        else:
+            record, state = hits[i]
+            model = build_model(cfg).to(resolve_device(cfg.device))
+            model.load_state_dict(state)
+            hist = {**record["result"], "_cache": {"hit": True, "key": key}}
+        out.append((model, hist))
+    return out
 
 
 def _train_group(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tqdm.auto import tqdm as _tqdm
+from tqdm.std import tqdm as _tqdm  # not tqdm.auto: in a kernel it warns "IProgress not found" into the page
 
 
 def progress(iterable=None, desc: str = "", total: int | None = None, **kw):

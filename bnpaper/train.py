@@ -192,33 +192,8 @@ def _train(cfg: TrainConfig, on_step, desc: str):
 
 
 def trained(cfg: TrainConfig, desc: str = "train") -> tuple[nn.Module, dict]:
-    """train(cfg), cached: the weights and buffers (torch.save) and the history (JSON) are stored
-    under the cache folder, keyed like bnpaper.cache.cached, so every chapter that needs the same
-    network reuses one training run."""
-    import json
-    import os
+    """train(cfg), stored: one run through `bnpaper.engine.trained_many` (the store keeps the
+    weights and the history, so every chapter that needs the same network reuses one run)."""
+    from bnpaper.engine import trained_many
 
-    from bnpaper.cache import cache_dir, config_key, write_json_atomic
-
-    folder = cache_dir() / "trained"
-    key = config_key("trained", cfg)
-    weights, record = folder / f"{key}.pt", folder / f"{key}.json"
-    if weights.exists() and record.exists():
-        try:
-            hist = json.loads(record.read_text())
-            model = build_model(cfg).to(resolve_device(cfg.device))
-            model.load_state_dict(
-                torch.load(weights, map_location=resolve_device(cfg.device), weights_only=True)
-            )
-            hist["_cache"] = {"hit": True, "path": str(weights)}
-            return model, hist
-        except (json.JSONDecodeError, RuntimeError, EOFError, KeyError) as e:
-            print(f"bnpaper cache: ignoring corrupt trained model {weights} ({e}); retraining")
-    model, hist = train(cfg, desc=desc)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, weights)  # weights first: a record without weights is never trusted
-    write_json_atomic(record, hist)
-    hist["_cache"] = {"hit": False, "path": str(weights)}
-    return model, hist
+    return trained_many([cfg], desc=desc)[0]

@@ -19,10 +19,17 @@ def smoke_book(tmp_path_factory):
     old = os.environ.get("BNPAPER_CACHE")
     os.environ["BNPAPER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     try:
-        html = build_book(profile="smoke", device="cpu", langs="en,ar", build_dir=BOOK_BUILD, progress=False)
+        html = build_book(profile="smoke", device="cpu", langs="en,ar", build_dir=BOOK_BUILD, progress=True)
     finally:
         if old is None:
             os.environ.pop("BNPAPER_CACHE", None)
         else:
             os.environ["BNPAPER_CACHE"] = old
     return html
+
+
+@pytest.fixture(autouse=True)
+def _one_worker(monkeypatch):
+    """Unit tests train in-process (tests/test_engine.py checks the worker pool on its own)."""
+    if "BNPAPER_WORKERS" not in os.environ:
+        monkeypatch.setenv("BNPAPER_WORKERS", "1")

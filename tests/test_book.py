@@ -205,3 +205,20 @@ def test_figure_data_is_downloadable(smoke_book):
     )
     repro = (smoke_book / "en" / "reproducibility.html").read_text(encoding="utf-8")
     assert "02_conv-conv-training.json" in repro
+
+
+def test_pages_hold_no_warning_traceback_or_build_path(smoke_book):
+    """The smoke build runs with progress bars on, as `make book` does: the bars go to the
+    terminal, and no warning, traceback or absolute path of this machine reaches a page."""
+    from bnpaper.cache import PACKAGE_DIR
+
+    repo = str(PACKAGE_DIR.parent)
+    warning = re.compile(r"\b\w*Warning\b|Traceback \(most recent call last\)|IProgress")
+    for lang in ("en", "ar"):
+        for page in CHAPTERS + GENERATED:
+            html = (smoke_book / lang / f"{page}.html").read_text(encoding="utf-8")
+            text = re.sub(r"<script.*?</script>|<[^>]+>", " ", html, flags=re.S)
+            found = warning.search(text)
+            assert not found, f"{lang}/{page}: {text[max(0, found.start() - 80) : found.end() + 80]!r}"
+            assert repo not in html and "/.venv/" not in html, f"{lang}/{page} shows a path of the build machine"
+            assert "output stderr" not in html, f"{lang}/{page} shows a cell's stderr"

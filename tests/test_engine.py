@@ -105,3 +105,26 @@ def test_runs_forward_shapes_and_prefix():
     x = torch.randn(9, 1, 28, 28)
     assert runs.forward(x, shared_input=True).shape == (4, 9, 10)
     assert runs.prefix(x, 3, shared_input=True).shape == (4, 9, 7)  # Flatten, Linear, BN
+
+
+def test_worker_processes_give_the_same_runs(monkeypatch):
+    """Chunks of a group trained in two spawned worker processes (one thread each) equal the
+    same runs trained in this process: chunking changes no result."""
+    base = TrainConfig(**BASE, **MODELS["mlp"], bn=True)
+    cfgs = [replace(base, seed=s, dropout=0.1 * (s + 1)) for s in range(4)] + [replace(base, seed=9, bn=False)]
+    here = engine.train_many(cfgs, workers=1)
+    pooled = engine.train_many(cfgs, workers=2)
+    for a, b in zip(here, pooled):
+        _assert_same(a, b)
+    assert [h["batched_runs"] for _, h in pooled] == [2, 2, 2, 2, 1]  # 4 runs in 2 chunks + the no-BN run
+
+
+def test_pool_size_reads_free_cpus(monkeypatch):
+    monkeypatch.delenv("BNPAPER_WORKERS", raising=False)
+    monkeypatch.setattr(engine, "busy_cpus", lambda: 0.0)
+    allowed = len(__import__("os").sched_getaffinity(0))
+    assert engine.pool_size() == allowed
+    monkeypatch.setattr(engine, "busy_cpus", lambda: allowed - 0.2)  # another process keeps all but ~0 busy
+    assert engine.pool_size() == 1
+    monkeypatch.setenv("BNPAPER_WORKERS", "3")
+    assert engine.pool_size() == 3

@@ -93,10 +93,76 @@ def test_cache_runs_once_per_config(tmp_cache):
     assert not list(tmp_cache.rglob("*.tmp"))
 
 
-def test_cache_key_depends_on_source(monkeypatch):
-    k1 = cache.config_key("exp", {"x": 1})
-    monkeypatch.setattr(cache, "source_hash", lambda: "different-source")
-    assert cache.config_key("exp", {"x": 1}) != k1
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """A copy of the bnpaper sources that the cache keys read (edits here touch no real file)."""
+    import shutil
+
+    copy = tmp_path / "bnpaper"
+    shutil.copytree(cache.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE_DIR", copy)
+    for fn in (cache.module_closure, cache.modules_hash):
+        fn.cache_clear()
+    yield copy
+    for fn in (cache.module_closure, cache.modules_hash):
+        fn.cache_clear()
+
+
+RUNS = {  # a run of each kind, by the module whose code it runs
+    "verify": "bnpaper.experiments.verify",  # no training
+    "trained": "bnpaper.engine",  # every trained network
+    "conv-pair": "bnpaper.experiments.conv",
+}
+
+
+def _keys():
+    for fn in (cache.module_closure, cache.modules_hash):
+        fn.cache_clear()
+    return {name: cache.config_key(name, {"x": 1}, module) for name, module in RUNS.items()}
+
+
+def _edit(path):
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
+def test_editing_book_ledger_plotting_retrains_nothing(package_copy):
+    before = _keys()
+    for rel in ("book/pages.py", "book/pipeline.py", "ledger.py", "plotting.py", "report.py"):
+        _edit(package_copy / rel)
+        assert _keys() == before, rel
+
+
+def test_editing_models_retrains_exactly_the_runs_that_use_it(package_copy):
+    before = _keys()
+    _edit(package_copy / "models.py")
+    after = _keys()
+    assert after["verify"] == before["verify"]  # Algorithm 1 checks import no network
+    assert after["trained"] != before["trained"] and after["conv-pair"] != before["conv-pair"]
+    _edit(package_copy / "functional.py")  # BN's math: every run that normalizes
+    assert all(v != after[k] for k, v in _keys().items())
+
+
+def test_cached_reruns_only_after_an_edit_it_uses(package_copy, tmp_cache):
+    calls = []
+
+    def run(cfg):
+        calls.append(cfg)
+        return {"v": 1}
+
+    run.__module__ = "bnpaper.experiments.verify"
+    cache.cached("verify", {"x": 1}, run)
+    _edit(package_copy / "ledger.py")
+    for fn in (cache.module_closure, cache.modules_hash):
+        fn.cache_clear()
+    cache.cached("verify", {"x": 1}, run)
+    assert len(calls) == 1
+    _edit(package_copy / "autograd.py")
+    for fn in (cache.module_closure, cache.modules_hash):
+        fn.cache_clear()
+    cache.cached("verify", {"x": 1}, run)
+    assert len(calls) == 2
+    record = json.loads(next(tmp_cache.rglob("*.json")).read_text())
+    assert "bnpaper.autograd" in record["modules"] and "bnpaper.ledger" not in record["modules"]
 
 
 def test_corrupt_cache_entry_is_recomputed(tmp_cache, capsys):

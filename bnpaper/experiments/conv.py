@@ -19,6 +19,7 @@ from torch import nn
 
 from bnpaper import data as data_mod
 from bnpaper import functional as F
+from bnpaper.engine import trained_many
 from bnpaper.inference import bn_layers, fold_batchnorm
 from bnpaper.train import TrainConfig, accuracy, trained
 
@@ -156,15 +157,14 @@ class PairConfig:
 
 def train_pair(cfg: PairConfig) -> dict:
     """Train the conv net with and without BN for every seed; histories by variant."""
-    out = {}
-    for bn in (False, True):
-        key = "bn" if bn else "no_bn"
-        runs = []
-        for s in cfg.seeds:
-            _, hist = trained(replace(cfg.base, bn=bn, seed=s), desc=f"convnet {key} seed {s}")
-            runs.append({k: v for k, v in hist.items() if not k.startswith("_")})
-        out[key] = runs
-    return out
+    cfgs = {(bn, s): replace(cfg.base, bn=bn, seed=s) for bn in (False, True) for s in cfg.seeds}
+    done = dict(zip(cfgs, trained_many(list(cfgs.values()), desc="convnet")))
+    return {
+        ("bn" if bn else "no_bn"): [
+            {k: v for k, v in done[bn, s][1].items() if not k.startswith("_")} for s in cfg.seeds
+        ]
+        for bn in (False, True)
+    }
 
 
 # ----------------------------------------------------------------------------- folding

@@ -20,8 +20,10 @@ import torch
 from torch import nn
 
 from bnpaper import data as data_mod
+from bnpaper.device import resolve_device
+from bnpaper.engine import train_many
 from bnpaper.stats import mean_std
-from bnpaper.train import TrainConfig, train
+from bnpaper.train import TrainConfig, build_model
 
 PERCENTILES = (15, 50, 85)
 PROFILES = {
@@ -65,11 +67,10 @@ def paper_network(
     return TrainConfig(**fields)
 
 
-def _sigmoid_inputs(model: nn.Sequential) -> nn.Module:
-    """The module whose output feeds the last hidden layer's sigmoids (BN if present, else Linear)."""
-    mods = list(model)
-    last_sigmoid = max(i for i, m in enumerate(mods) if isinstance(m, nn.Sigmoid))
-    return mods[last_sigmoid - 1]
+def _sigmoid_input_depth(model: nn.Sequential) -> int:
+    """How many leading modules produce the input of the last hidden layer's sigmoids (up to and
+    including its BN if present, else its Linear)."""
+    return max(i for i, m in enumerate(model) if isinstance(m, nn.Sigmoid))
 
 
 @dataclass
@@ -84,43 +85,53 @@ class Figure1Config:
     overrides: dict = field(default_factory=dict)  # e.g. {"lr": 0.03}: a neighbouring choice
 
 
-def run_one(cfg: Figure1Config, bn: bool, seed: int) -> dict:
+def run_arm(cfg: Figure1Config, bn: bool) -> list[dict]:
+    """Every seed of one network (with or without BN), as one batched computation (bnpaper.engine),
+    tracking the percentiles of the last hidden layer's sigmoid inputs for each run."""
     ds = data_mod.load(cfg.data_dir)
-    x_track = ds.x_test[: cfg.track_images]
-    snaps, steps = [], []
+    cfgs = [
+        paper_network(cfg.steps, s, bn, cfg.device, cfg.data_dir, cfg.eval_every, **cfg.overrides)
+        for s in cfg.seeds
+    ]
+    depth = _sigmoid_input_depth(build_model(cfgs[0]))
+    x_track = ds.x_test[: cfg.track_images].to(resolve_device(cfg.device))
+    q = torch.tensor([p / 100 for p in PERCENTILES], device=x_track.device)
+    snaps: list[list] = [[] for _ in cfgs]
+    steps: list[int] = []
 
     @torch.no_grad()
-    def on_step(step, model):
+    def on_step(step, runs):
         if step % cfg.track_every == 0 or step == 1:
-            target = _sigmoid_inputs(model)
-            box = {}
-            h = target.register_forward_hook(lambda mod, inp, out: box.__setitem__("x", out.detach()))
-            was = model.training
-            model.eval()
-            model(x_track.to(next(model.parameters()).device))
-            model.train(was)
-            h.remove()
-            q = torch.tensor([p / 100 for p in PERCENTILES], device=box["x"].device)
-            snaps.append(torch.quantile(box["x"].float(), q, dim=0).T.cpu().tolist())  # (units, 3)
+            runs.train(False)  # eval mode: BN with its running statistics
+            h = runs.prefix(x_track, depth, shared_input=True).float()  # (R, images, units)
+            runs.train(True)
+            per_run = torch.quantile(h, q, dim=1).permute(1, 2, 0).cpu().tolist()  # (R, units, 3)
+            for r, snap in enumerate(per_run):
+                snaps[r].append(snap)
             steps.append(step)
 
-    tc = paper_network(cfg.steps, seed, bn, cfg.device, cfg.data_dir, cfg.eval_every, **cfg.overrides)
-    _, h = train(tc, on_step=on_step, desc=f"figure 1 {'bn' if bn else 'no bn'} seed {seed}")
-    return {
-        "eval_steps": h["eval_steps"],
-        "test_acc": h["test_acc"],
-        "final_test_acc": h["final_test_acc"],
-        "diverged": h["diverged"],
-        "diverged_at": h["diverged_at"],
-        "track_steps": steps,
-        "percentiles": snaps,
-        "data": h["data"],
-        "train_seconds": h["train_seconds"],
-    }
+    results = train_many(cfgs, on_step=on_step, desc=f"figure 1 {'bn' if bn else 'no bn'}")
+    out = []
+    for (_, h), snap in zip(results, snaps):
+        last = len(steps) if not h["diverged"] else sum(st < h["diverged_at"] for st in steps)
+        out.append(
+            {
+                "eval_steps": h["eval_steps"],
+                "test_acc": h["test_acc"],
+                "final_test_acc": h["final_test_acc"],
+                "diverged": h["diverged"],
+                "diverged_at": h["diverged_at"],
+                "track_steps": steps[:last],
+                "percentiles": snap[:last],
+                "data": h["data"],
+                "train_seconds": h["train_seconds"],
+            }
+        )
+    return out
 
 
 def run(cfg: Figure1Config) -> dict:
-    return {("bn" if bn else "no_bn"): [run_one(cfg, bn, s) for s in cfg.seeds] for bn in (False, True)}
+    return {("bn" if bn else "no_bn"): run_arm(cfg, bn) for bn in (False, True)}
 
 
 def drift(percentiles: list) -> dict[str, np.ndarray]:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from bnpaper.engine import trained_many
 from bnpaper.stats import mean_std
-from bnpaper.train import TrainConfig, trained
+from bnpaper.train import TrainConfig
 
 PROFILES = {
     "smoke": {"steps": 20, "seeds": 2, "eval_every": 5},
@@ -84,27 +85,16 @@ def model_config(cfg: RecipeConfig, name: str, seed: int) -> TrainConfig:
     raise ValueError(f"model must be one of {', '.join(MODELS)}, got {name!r}")
 
 
+RECORDED = ("eval_steps", "test_acc", "final_test_acc", "diverged", "diverged_at", "train_seconds")
+
+
 def run(cfg: RecipeConfig) -> dict:
     """Validation accuracy curves of every model and seed."""
-    out = {}
-    for name in MODELS:
-        runs = []
-        for s in cfg.seeds:
-            _, h = trained(model_config(cfg, name, s), desc=f"{name} seed {s}")
-            runs.append(
-                {
-                    k: h[k]
-                    for k in (
-                        "eval_steps",
-                        "test_acc",
-                        "final_test_acc",
-                        "diverged",
-                        "diverged_at",
-                        "train_seconds",
-                    )
-                }
-            )
-        out[name] = runs
+    cells = [(name, s) for name in MODELS for s in cfg.seeds]
+    done = trained_many([model_config(cfg, name, s) for name, s in cells], desc="inception recipe")
+    out: dict[str, list] = {}
+    for (name, _s), (_, h) in zip(cells, done):
+        out.setdefault(name, []).append({k: h[k] for k in RECORDED})
     return out
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as TF
 from torch import nn
 
 from bnpaper import data as data_mod
+from bnpaper.engine import trained_many
 from bnpaper.theory import scale_identity_gaps, scale_output_bound
 from bnpaper.train import TrainConfig, train, trained
 
@@ -217,25 +218,18 @@ class SweepConfig:
 
 
 def lr_sweep(cfg: SweepConfig) -> dict:
-    out = {}
-    for bn in (False, True):
-        key = "bn" if bn else "no_bn"
-        out[key] = {}
-        for lr in cfg.lrs:
-            rows = []
-            for s in cfg.seeds:
-                _, h = train(
-                    replace(cfg.base, bn=bn, lr=lr, seed=s), desc=f"{cfg.base.model} {key} lr={lr} seed {s}"
-                )
-                rows.append(
-                    {
-                        "seed": s,
-                        "diverged": h["diverged"],
-                        "diverged_at": h["diverged_at"],
-                        "final_test_acc": h["final_test_acc"],
-                    }
-                )
-            out[key][str(lr)] = rows
+    cells = [(bn, lr, s) for bn in (False, True) for lr in cfg.lrs for s in cfg.seeds]
+    cfgs = [replace(cfg.base, bn=bn, lr=lr, seed=s) for bn, lr, s in cells]
+    out: dict[str, dict] = {"no_bn": {}, "bn": {}}
+    for (bn, lr, s), (_, h) in zip(cells, trained_many(cfgs, desc=f"{cfg.base.model} lr sweep")):
+        out["bn" if bn else "no_bn"].setdefault(str(lr), []).append(
+            {
+                "seed": s,
+                "diverged": h["diverged"],
+                "diverged_at": h["diverged_at"],
+                "final_test_acc": h["final_test_acc"],
+            }
+        )
     return out
 
 
@@ -266,16 +260,11 @@ class DeepSigmoidConfig:
 
 
 def deep_sigmoid(cfg: DeepSigmoidConfig) -> dict:
-    out = {}
-    for bn in (False, True):
-        runs = []
-        for s in cfg.seeds:
-            _, h = train(
-                replace(cfg.base, model="mlp", hidden=[100] * cfg.depth, activation="sigmoid", bn=bn, seed=s),
-                desc=f"deep sigmoid {'bn' if bn else 'no bn'} seed {s}",
-            )
-            runs.append(
-                {k: h[k] for k in ("eval_steps", "test_acc", "final_test_acc", "diverged", "diverged_at")}
-            )
-        out["bn" if bn else "no_bn"] = runs
+    deep = replace(cfg.base, model="mlp", hidden=[100] * cfg.depth, activation="sigmoid")
+    cells = [(bn, s) for bn in (False, True) for s in cfg.seeds]
+    done = trained_many([replace(deep, bn=bn, seed=s) for bn, s in cells], desc="deep sigmoid")
+    out: dict[str, list] = {"no_bn": [], "bn": []}
+    for (bn, _s), (_, h) in zip(cells, done):
+        keys = ("eval_steps", "test_acc", "final_test_acc", "diverged", "diverged_at")
+        out["bn" if bn else "no_bn"].append({k: h[k] for k in keys})
     return out

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bnpaper import data as data_mod
+from bnpaper.engine import trained_many
 from bnpaper.inference import bn_layers, estimate_population_statistics
 from bnpaper.train import TrainConfig, accuracy, trained
 
@@ -163,31 +164,31 @@ def train_eval_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: int) -
 
 def small_batches(cfg: SmallBatchConfig) -> dict:
     ds = data_mod.load(cfg.train.data_dir)
-    out = {}
-    for m in cfg.ms:
-        rows = []
-        for s in cfg.seeds:
-            tc = replace(
-                cfg.train,
-                bn=True,
-                batch_size=m,
-                seed=s,
-                lr=cfg.train.lr * m / cfg.base_lr_m,
-                steps=max(1, cfg.examples // m),
-                eval_every=max(1, cfg.examples // m),
+    cells = [(m, s) for m in cfg.ms for s in cfg.seeds]
+    cfgs = [
+        replace(
+            cfg.train,
+            bn=True,
+            batch_size=m,
+            seed=s,
+            lr=cfg.train.lr * m / cfg.base_lr_m,
+            steps=max(1, cfg.examples // m),
+            eval_every=max(1, cfg.examples // m),
+        )
+        for m, s in cells
+    ]
+    out: dict[str, list] = {}
+    for (m, s), tc, (model, hist) in zip(cells, cfgs, trained_many(cfgs, desc="convnet small batches")):
+        dev = next(model.parameters()).device
+        x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
+        row = {"seed": s, "steps": tc.steps, "lr": tc.lr, "diverged": hist["diverged"]}
+        if not hist["diverged"]:
+            row.update(
+                eval_acc=accuracy(model, x_te, y_te),
+                train_mode_acc=batch_stats_accuracy(model, x_te, y_te, m),
+                **train_eval_gap(model, x_te, y_te, m),
             )
-            model, hist = trained(tc, desc=f"convnet bn m={m} seed {s}")
-            dev = next(model.parameters()).device
-            x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
-            row = {"seed": s, "steps": tc.steps, "lr": tc.lr, "diverged": hist["diverged"]}
-            if not hist["diverged"]:
-                row.update(
-                    eval_acc=accuracy(model, x_te, y_te),
-                    train_mode_acc=batch_stats_accuracy(model, x_te, y_te, m),
-                    **train_eval_gap(model, x_te, y_te, m),
-                )
-            rows.append(row)
-        out[str(m)] = rows
+        out.setdefault(str(m), []).append(row)
     return out
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from bnpaper import data as data_mod
+from bnpaper.engine import trained_many
 from bnpaper.inference import bn_layers
 from bnpaper.train import TrainConfig, trained
 
@@ -72,22 +73,22 @@ class GridConfig:
 
 
 def dropout_grid(cfg: GridConfig) -> dict:
-    runs = {}
-    for bn in (False, True):
-        for p in cfg.dropouts:
-            key = f"{'bn' if bn else 'no_bn'}|dropout={p}"
-            runs[key] = []
-            for s in cfg.seeds:
-                _, h = trained(replace(cfg.base, bn=bn, dropout=p, seed=s), desc=f"{key} seed {s}")
-                runs[key].append(
-                    {
-                        "seed": s,
-                        "diverged": h["diverged"],
-                        "train_acc": h["final_train_acc"],
-                        "test_acc": h["final_test_acc"],
-                        "gap": None if h["diverged"] else h["final_train_acc"] - h["final_test_acc"],
-                    }
-                )
+    cells = [(bn, p, s) for bn in (False, True) for p in cfg.dropouts for s in cfg.seeds]
+    done = trained_many(
+        [replace(cfg.base, bn=bn, dropout=p, seed=s) for bn, p, s in cells], desc="dropout grid"
+    )
+    runs: dict[str, list] = {}
+    for (bn, p, s), (_, h) in zip(cells, done):
+        gap = None if h["diverged"] else h["final_train_acc"] - h["final_test_acc"]
+        runs.setdefault(f"{'bn' if bn else 'no_bn'}|dropout={p}", []).append(
+            {
+                "seed": s,
+                "diverged": h["diverged"],
+                "train_acc": h["final_train_acc"],
+                "test_acc": h["final_test_acc"],
+                "gap": gap,
+            }
+        )
     return runs
 
 
