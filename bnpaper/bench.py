@@ -213,3 +213,96 @@ def provenance(result: dict, lang: str) -> str:
             f"وعدد خيوط {iso.format(threads)}"
         )
     return f"measured on {date} on {name}, torch {result['torch']}, {threads} threads"
+
+
+# ----------------------------------------------------------------------------- training throughput
+
+TRAIN_MODELS = {  # the book's three networks at their chapters' mini-batch sizes
+    "mlp": {
+        "model": "mlp",
+        "hidden": [100, 100, 100],
+        "activation": "sigmoid",
+        "batch_size": 60,
+        "init_std": 0.1,
+    },
+    "convnet": {"model": "convnet", "batch_size": 64},
+    "inception": {"model": "inception", "batch_size": 32, "init": "he"},
+}
+TRAIN_STEPS = {"mlp": 300, "convnet": 60, "inception": 20}
+TRAIN_GOALS = {("mlp", 10): 4.0, ("convnet", 10): 2.0}  # batched+cores vs single, 10 runs (issue 10)
+
+
+def train_bench(
+    device: str = "cpu", runs: tuple[int, ...] = (1, 3, 10, 30), models=tuple(TRAIN_MODELS)
+) -> list[dict]:
+    """Training throughput, each mode a ratio to `single` measured in this invocation.
+
+    steps_per_s_per_run counts the SGD steps of every run trained, per second of wall time: for R
+    runs batched, R x steps / seconds; it is what R sequential single runs would have to beat.
+    single: `train.train`, one run at a time (as the chapters trained before the engine);
+    batched: R runs as one computation in this process (one thread);
+    batched+cores: 10 runs cut into chunks over worker processes (`engine.pool_size()`), the
+    processes started before the timing.
+    """
+    from dataclasses import replace
+
+    from bnpaper import engine
+    from bnpaper.progress import quiet
+    from bnpaper.train import TrainConfig, train
+
+    rows = []
+    with quiet():
+        for name in models:
+            steps = TRAIN_STEPS[name]
+            base = TrainConfig(
+                **TRAIN_MODELS[name], steps=steps, eval_every=steps, final_train_acc=False, device=device
+            )
+            train(replace(base, steps=5, eval_every=5))  # warm up (allocations, data)
+            _, h = train(base)
+            single = steps / h["train_seconds"]
+            rows.append(_train_row(name, "single", 1, single, single))
+            for R in runs:
+                res = engine.train_many([replace(base, seed=s) for s in range(R)], workers=1)
+                rows.append(
+                    _train_row(name, "batched", R, R * steps / (R * res[0][1]["train_seconds"]), single)
+                )
+            workers = engine.pool_size()
+            quick = replace(base, steps=2, eval_every=2)  # start the worker processes before timing
+            engine.train_many([replace(quick, seed=s) for s in range(10)], workers=workers)
+            t0 = time.perf_counter()
+            engine.train_many([replace(base, seed=s) for s in range(10)], workers=workers)
+            total = 10 * steps / (time.perf_counter() - t0)
+            rows.append(_train_row(name, f"batched+cores ({workers} workers)", 10, total, single))
+    return rows
+
+
+def _train_row(model: str, mode: str, runs: int, per_run: float, single: float) -> dict:
+    return {
+        "model": model,
+        "mode": mode,
+        "runs": runs,
+        "steps_per_s_per_run": per_run,
+        "ratio_to_single": per_run / single,
+    }
+
+
+def format_train_table(rows: list[dict]) -> str:
+    head = f"{'model':<10} {'mode':<28} {'runs':>5} {'steps/s/run':>12} {'x single':>9}  goal"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        goal = TRAIN_GOALS.get((r["model"], r["runs"])) if r["mode"].startswith("batched+cores") else None
+        verdict = f">= {goal}x: {'met' if r['ratio_to_single'] >= goal else 'MISSED'}" if goal else ""
+        lines.append(
+            f"{r['model']:<10} {r['mode']:<28} {r['runs']:>5} {r['steps_per_s_per_run']:>12.1f} "
+            f"{r['ratio_to_single']:>9.2f}  {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def main_train(device: str, out_dir: Path) -> list[dict]:
+    rows = train_bench(device)
+    print(format_train_table(rows))
+    path = out_dir / f"train-{resolve_device(device).type}.json"
+    write_json_atomic(path, rows)
+    print(f"wrote {path}")
+    return rows

@@ -57,8 +57,13 @@ def module_file(name: str) -> Path | None:
 
 def _imports(path: Path) -> set[str]:
     """The bnpaper modules a file imports (import a.b, from a.b import c -> a.b and a.b.c)."""
+    return imported_modules(path.read_text(encoding="utf-8"))
+
+
+def imported_modules(source: str) -> set[str]:
+    """The bnpaper modules a piece of Python source imports (a chapter's code cells, a module)."""
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:  # absolute imports only

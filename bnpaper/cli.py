@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=25, help="interleaved timed repeats (>= 20)")
     b.add_argument("--out", type=Path, default=Path("_build/bench"), help="folder for the JSON table")
     b.add_argument("--record", action="store_true", help="also record the run in book/bench/ for chapter 01")
+    b.add_argument(
+        "--train", action="store_true", help="training throughput: single vs batched runs vs cores"
+    )
 
     bk = sub.add_parser("book", help="execute every chapter and build the English and Arabic editions")
     bk.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
@@ -59,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from bnpaper import bench
 
-            bench.main(
-                bench.BenchConfig(device=args.device, repeats=args.repeats), args.out, record=args.record
-            )
+            if args.train:
+                bench.main_train(args.device, args.out)
+            else:
+                config = bench.BenchConfig(device=args.device, repeats=args.repeats)
+                bench.main(config, args.out, record=args.record)
         elif args.command == "book":
             from bnpaper.book import pipeline
 

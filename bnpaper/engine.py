@@ -44,7 +44,7 @@ from bnpaper import data as data_mod
 from bnpaper.device import resolve_device
 from bnpaper.models import Dropout
 from bnpaper.progress import progress
-from bnpaper.train import TrainConfig, batches, build_model, dropout_generator, model_dtype
+from bnpaper.train import TrainConfig, build_model, dropout_generator, model_dtype
 
 # TrainConfig fields that may differ between the runs of one batched computation
 BATCHABLE = ("seed", "lr", "momentum", "weight_decay", "lr_decay_factor", "init_std", "dropout")
@@ -71,7 +71,12 @@ def groups(cfgs: Sequence[TrainConfig]) -> list[list[int]]:
 
 
 class Runs:
-    """R models of one architecture as stacked parameters (R, ...) and buffers (R, ...).
+    """R models of one architecture as stacked parameters and buffers.
+
+    The parameters live in one leaf tensor `flat` (R, P) and the floating-point buffers in one
+    tensor `flat_buffers` (R, B); `params` and `buffers` are views (R, ...) into them by name. One
+    gradient, one SGD update and one divergence mask then act on all parameters of all runs at
+    once, instead of a few tensor operations per parameter tensor per step.
 
     `forward(x)` runs every model on its own input x[r] (or all on the same x with shared_input);
     `prefix(x, k)` runs only the first k modules of a Sequential (e.g. up to a layer whose input
@@ -81,11 +86,30 @@ class Runs:
     def __init__(self, models: Sequence[nn.Module]):
         self.R = len(models)
         params, buffers = stack_module_state(list(models))  # {name: (R, ...)}
-        self.params = {k: v.detach().requires_grad_() for k, v in params.items()}
-        self.buffers = buffers
+        self.layout = _layout(params)
+        self.flat = torch.cat([params[n].detach().reshape(self.R, -1) for n, *_ in self.layout], 1)  # (R, P)
+        floats = {k: v for k, v in buffers.items() if v.is_floating_point()}
+        self.buffer_layout = _layout(floats)
+        pieces = [floats[n].reshape(self.R, -1) for n, *_ in self.buffer_layout]
+        self.flat_buffers = torch.cat(pieces, 1) if pieces else self.flat.new_zeros(self.R, 0).detach()
+        self.buffers = {**_views(self.flat_buffers, self.buffer_layout)}  # in-place updates land in flat
+        self.buffers.update({k: v for k, v in buffers.items() if not v.is_floating_point()})
         self.template = copy.deepcopy(models[0]).to("meta")
         self.dropouts = [name for name, m in self.template.named_modules() if isinstance(m, Dropout)]
         self.masks: dict[str, torch.Tensor] = {}  # per step: {"<dropout>.mask": (R, ...)}
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """{name: (R, ...)} views of `flat`."""
+        return _views(self.flat, self.layout)
+
+    def leaf_params(self) -> dict[str, torch.Tensor]:
+        """Views of `flat` as leaves that require grad: a step's gradient, per name, then `flat_grad`."""
+        return {k: v.requires_grad_() for k, v in self.params.items()}
+
+    def flat_grad(self, grads: Sequence[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-name gradients (R, ...) laid out like `flat`: (R, P), one copy (into out if given)."""
+        return torch.cat([g.reshape(self.R, -1) for g in grads], 1, out=out)
 
     def train(self, mode: bool = True) -> Runs:
         self.template.train(mode)
@@ -121,6 +145,31 @@ class Runs:
         return list(models)
 
 
+def _layout(tensors: dict[str, torch.Tensor]) -> list[tuple[str, int, int, tuple[int, ...]]]:
+    """(name, start, stop, per-run shape) of each (R, ...) tensor laid end to end in a (R, total) one."""
+    out, start = [], 0
+    for name, t in tensors.items():
+        size = t[0].numel()
+        out.append((name, start, start + size, tuple(t.shape[1:])))
+        start += size
+    return out
+
+
+def _views(flat: torch.Tensor, layout) -> dict[str, torch.Tensor]:
+    return {name: flat[:, a:b].view(flat.shape[0], *shape) for name, a, b, shape in layout}
+
+
+def _run_batches(n: int, batch_size: int, gens: list[torch.Generator]):
+    """Each run's mini-batches exactly as `train.batches` draws them from the run's generator,
+    stacked: (R, batch_size) index rows, one fresh permutation per run and epoch."""
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} is larger than the training set ({n} examples)")
+    while True:
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (R, n)
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield perms[:, i : i + batch_size]
+
+
 @torch.no_grad()
 def accuracy(runs: Runs, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
     """Eval-mode accuracy of every run on the same (x, y): (R,) on the device, no host sync."""
@@ -138,12 +187,6 @@ def accuracy(runs: Runs, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) ->
 
 def _per_run(cfgs: Sequence[TrainConfig], name: str, device) -> torch.Tensor:
     return torch.tensor([float(getattr(c, name)) for c in cfgs], dtype=torch.float64, device=device)
-
-
-def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(R,) -> (R, 1, ..., 1) to broadcast against a stacked tensor."""
-    v = v.view((-1,) + (1,) * (like.dim() - 1))
-    return v if v.dtype == torch.bool else v.to(like.dtype)
 
 
 def train_many(
@@ -291,16 +334,18 @@ def _train_group(
     dtype = model_dtype(cfg0)
     x_tr, y_tr = ds.x_train.to(device, dtype), ds.y_train.to(device)  # the data go to the device once
     x_te, y_te = ds.x_test.to(device, dtype), ds.y_test.to(device)
-    its = [batches(len(y_tr), cfg0.batch_size, torch.Generator().manual_seed(c.seed)) for c in cfgs]
+    its = _run_batches(len(y_tr), cfg0.batch_size, [torch.Generator().manual_seed(c.seed) for c in cfgs])
     drop_gens = [dropout_generator(c.seed) for c in cfgs]
     mask_shapes = _dropout_shapes(models[0], x_tr[: cfg0.batch_size]) if runs.dropouts else {}
 
-    lr = _per_run(cfgs, "lr", device)
-    momentum = _per_run(cfgs, "momentum", device)
-    wd = _per_run(cfgs, "weight_decay", device)
-    decay = _per_run(cfgs, "lr_decay_factor", device)
+    col = lambda v: v.view(R, 1).to(runs.flat.dtype)  # noqa: E731 (R,) -> (R, 1) against (R, P)
+    lr = col(_per_run(cfgs, "lr", device))
+    momentum = col(_per_run(cfgs, "momentum", device))
+    wd = col(_per_run(cfgs, "weight_decay", device))
+    decay = col(_per_run(cfgs, "lr_decay_factor", device))
     p_drop = [c.dropout for c in cfgs]
-    bufs = {k: None for k in runs.params}  # momentum buffers, created at the first step (as torch.optim.SGD)
+    buf = torch.zeros_like(runs.flat)  # momentum buffer (R, P): 0 * momentum + d_p at the first step
+    grad = torch.empty_like(runs.flat)  # (R, P), reused every step
 
     alive = torch.ones(R, dtype=torch.bool, device=device)
     diverged_at = torch.zeros(R, dtype=torch.long, device=device)
@@ -313,7 +358,7 @@ def _train_group(
 
     t0 = time.perf_counter()
     for step in progress(range(1, cfg0.steps + 1), desc=f"{desc} ({R} runs)"):
-        idx = torch.stack([next(it) for it in its]).to(device)  # (R, m): each run's own batch order
+        idx = next(its).to(device)  # (R, m): each run's own batch order
         xb, yb = x_tr[idx], y_tr[idx]  # (R, m, ...), (R, m)
         if runs.dropouts:
             runs.masks = {
@@ -322,22 +367,25 @@ def _train_group(
                 ).to(device)
                 for name in runs.dropouts
             }
-        old_buffers = {k: v.clone() for k, v in runs.buffers.items()}
-        loss = vmap(loss_fn, randomness="error")(runs.params, {**runs.buffers, **runs.masks}, xb, yb)  # (R,)
+        old_buffers = {k: v.clone() for k, v in runs.buffers.items() if not v.is_floating_point()}
+        old_flat_buffers = runs.flat_buffers.clone()
+        params = runs.leaf_params()
+        loss = vmap(loss_fn, randomness="error")(params, {**runs.buffers, **runs.masks}, xb, yb)  # (R,)
         finite = torch.isfinite(loss)
-        newly = alive & ~finite
-        diverged_at = torch.where(newly, torch.full_like(diverged_at, step), diverged_at)
+        diverged_at = torch.where(alive & ~finite, step, diverged_at)
         was_alive, alive = alive, alive & finite
-        grads = torch.autograd.grad(loss.where(alive, 0.0).sum(), list(runs.params.values()))
+        grads = torch.autograd.grad(loss.where(alive, 0.0).sum(), list(params.values()))
         with torch.no_grad():
-            for (name, p), g in zip(runs.params.items(), grads):
-                keep = _view(alive, p)
-                d_p = g + _view(wd, p) * p  # weight decay, as torch.optim.SGD
-                buf = d_p.clone() if bufs[name] is None else bufs[name] * _view(momentum, p) + d_p
-                bufs[name] = torch.where(keep, buf, bufs[name] if bufs[name] is not None else buf)
-                p.copy_(torch.where(keep, p - _view(lr, p) * bufs[name], p))
-            for name, b in runs.buffers.items():  # a run that had diverged before this step keeps its state
-                b.copy_(torch.where(_view(was_alive, b), b, old_buffers[name]))
+            # SGD as torch.optim.SGD (d_p = g + wd p; buf = momentum buf + d_p; p -= lr buf), in place on
+            # (R, P); a diverged run's step is zeroed, so it stays where it was (it never trains again)
+            grad = runs.flat_grad(grads, out=grad)
+            dead = ~alive.view(R, 1)
+            grad.addcmul_(runs.flat, wd)
+            buf.mul_(momentum).add_(grad).masked_fill_(dead, 0.0)
+            runs.flat.addcmul_(buf, torch.where(dead, 0.0, -lr))
+            runs.flat_buffers.copy_(torch.where(was_alive.view(R, 1), runs.flat_buffers, old_flat_buffers))
+            for name, old in old_buffers.items():
+                runs.buffers[name].copy_(torch.where(was_alive, runs.buffers[name], old))
             if cfg0.lr_decay_every and step % cfg0.lr_decay_every == 0:  # as StepLR: lr *= factor
                 lr = lr * decay
             loss_sum += torch.where(alive, loss.detach().double(), 0.0)

@@ -458,19 +458,22 @@ def record(
     if claim_id not in BY_ID:
         raise KeyError(f"unknown claim {claim_id!r}; known: {', '.join(BY_ID)}")
     path = ledger_dir() / profile / data_key(data_dir) / f"{claim_id}.json"
-    write_json_atomic(
-        path,
-        {
-            "claim": claim_id,
-            "measurement": measurement,
-            "profile": profile,
-            "n": n,
-            "data": data,
-            "source": source_hash(),
-            "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
+    content = {"claim": claim_id, "measurement": measurement, "profile": profile, "n": n, "data": data}
+    if path.exists():  # the same measurement again (the other edition, a re-run): keep the record as it is
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if _content(old) == json.loads(json.dumps(content, default=str)):
+                return path
+        except (json.JSONDecodeError, OSError):
+            pass
+    stamp = {"source": source_hash(), "recorded": datetime.now(UTC).isoformat(timespec="seconds")}
+    write_json_atomic(path, {**content, **stamp})
     return path
+
+
+def _content(record: dict) -> dict:
+    """A record without its provenance stamp (when and by which source it was written)."""
+    return {k: v for k, v in record.items() if k not in ("source", "recorded")}
 
 
 def rows(profile: str, data_dir: str = "", folder: Path | None = None) -> list[dict]:
@@ -502,5 +505,8 @@ def records_hash(profile: str, data_dir: str = "", folder: Path | None = None) -
     h = hashlib.sha256()
     for p in sorted(base.glob("*.json")) if base.exists() else []:
         h.update(p.name.encode())
-        h.update(p.read_bytes())
+        try:  # the measurement, not when it was written: an unchanged rewrite re-executes nothing
+            h.update(json.dumps(_content(json.loads(p.read_bytes())), sort_keys=True).encode())
+        except json.JSONDecodeError:
+            h.update(p.read_bytes())
     return h.hexdigest()[:16]

@@ -6,6 +6,7 @@ process's own stderr, which is the terminal. BNPAPER_PROGRESS=0 silences it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -25,3 +26,17 @@ def progress(iterable=None, desc: str = "", total: int | None = None, **kw):
         mininterval=0.5,
         **kw,
     )
+
+
+@contextlib.contextmanager
+def quiet():
+    """No progress bars inside this block (benchmarks time the work, not the bars)."""
+    old = os.environ.get("BNPAPER_PROGRESS")
+    os.environ["BNPAPER_PROGRESS"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("BNPAPER_PROGRESS", None)
+        else:
+            os.environ["BNPAPER_PROGRESS"] = old

@@ -93,3 +93,14 @@ def test_every_claim_points_at_a_labelled_section():
             assert f"({c.label})=" in chs[c.chapter].source_text, (
                 f"{c.id}: label {c.label} missing in {c.chapter}"
             )
+
+
+def test_recording_the_same_measurement_again_changes_nothing(folder):
+    """The other edition records the same numbers: the ledger page must not re-execute for that."""
+    m = {"max_output_diff": 0.0, "max_abs_grad_bias": 0.0, "max_abs_bias": 1.0}
+    path = ledger.record("conv-bias", m, profile="quick", n=1)
+    h, stamp = ledger.records_hash("quick"), path.read_text()
+    ledger.record("conv-bias", dict(m), profile="quick", n=1)
+    assert ledger.records_hash("quick") == h and path.read_text() == stamp
+    ledger.record("conv-bias", {**m, "max_abs_bias": 2.0}, profile="quick", n=1)
+    assert ledger.records_hash("quick") != h

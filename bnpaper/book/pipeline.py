@@ -44,7 +44,7 @@ from bnpaper.book.chapters import (
     split,
     validate_params,
 )
-from bnpaper.cache import source_hash, write_json_atomic
+from bnpaper.cache import imported_modules, modules_hash, source_hash, write_json_atomic
 from bnpaper.glossary import LANGS
 
 BOOK = REPO / "book"
@@ -93,9 +93,17 @@ def versions() -> dict[str, str]:
     return out
 
 
+def chapter_modules(ch: Chapter) -> tuple[str, ...]:
+    """The bnpaper modules a chapter's code cells import."""
+    code = "\n".join(c.source for c in ch.notebook.cells if c.cell_type == "code")
+    return tuple(sorted(imported_modules(code)))
+
+
 def _run_key(ch: Chapter, lang: str, params: dict, ledger_dir: Path) -> str:
-    """What an executed notebook depends on: its source, language, parameters, the bnpaper package,
-    and, for a chapter that reads the claims ledger, every ledger record of its profile."""
+    """What an executed notebook depends on: its source, language, parameters, the source of the
+    bnpaper modules its code cells import (followed transitively: editing the book pipeline or the
+    ledger re-executes no chapter that does not import it), and, for a chapter that reads the claims
+    ledger, every ledger record of its profile."""
     from bnpaper import ledger
 
     ledger_state = (
@@ -108,7 +116,7 @@ def _run_key(ch: Chapter, lang: str, params: dict, ledger_dir: Path) -> str:
             "src": ch.source_text,
             "lang": lang,
             "params": params,
-            "bnpaper": source_hash(),
+            "bnpaper": modules_hash(chapter_modules(ch)),
             "ledger": ledger_state,
         },
         sort_keys=True,
