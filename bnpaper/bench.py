@@ -241,7 +241,8 @@ def train_bench(
     runs batched, R x steps / seconds; it is what R sequential single runs would have to beat.
     single: `train.train`, one run at a time (as the chapters trained before the engine);
     batched: R runs as one computation in this process (one thread);
-    batched+cores: 10 runs cut into chunks over worker processes (`engine.pool_size()`), the
+    batched+cores: 10 runs as the chapters train them (`engine.train_many`: the MLP's runs batched
+    in chunks, the conv nets' one by one) over worker processes (`engine.pool_size()`), the
     processes started before the timing.
     """
     from dataclasses import replace
@@ -262,7 +263,7 @@ def train_bench(
             single = steps / h["train_seconds"]
             rows.append(_train_row(name, "single", 1, single, single))
             for R in runs:
-                res = engine.train_many([replace(base, seed=s) for s in range(R)], workers=1)
+                res = engine.train_many([replace(base, seed=s) for s in range(R)], workers=1, batch=True)
                 rows.append(
                     _train_row(name, "batched", R, R * steps / (R * res[0][1]["train_seconds"]), single)
                 )

@@ -163,7 +163,8 @@ def _train(cfg: TrainConfig, on_step, desc: str):
     for step in progress(range(1, cfg.steps + 1), desc=desc):
         idx = next(it).to(device)
         loss = TF.cross_entropy(model(x_tr[idx]), y_tr[idx])
-        if not math.isfinite(loss.item()):
+        loss_value = loss.item()  # the one host synchronisation per step (bnpaper.engine has none)
+        if not math.isfinite(loss_value):
             hist["diverged"], hist["diverged_at"] = True, step
             break
         opt.zero_grad(set_to_none=True)
@@ -171,7 +172,7 @@ def _train(cfg: TrainConfig, on_step, desc: str):
         opt.step()
         if sched:
             sched.step()
-        running, n_run = running + loss.item(), n_run + 1
+        running, n_run = running + loss_value, n_run + 1
         if on_step is not None:
             on_step(step, model)
         if step % cfg.eval_every == 0 or step == cfg.steps:

@@ -220,5 +220,7 @@ def test_pages_hold_no_warning_traceback_or_build_path(smoke_book):
             text = re.sub(r"<script.*?</script>|<[^>]+>", " ", html, flags=re.S)
             found = warning.search(text)
             assert not found, f"{lang}/{page}: {text[max(0, found.start() - 80) : found.end() + 80]!r}"
-            assert repo not in html and "/.venv/" not in html, f"{lang}/{page} shows a path of the build machine"
+            assert repo not in html and "/.venv/" not in html, (
+                f"{lang}/{page} shows a path of the build machine"
+            )
             assert "output stderr" not in html, f"{lang}/{page} shows a cell's stderr"

@@ -59,7 +59,7 @@ def test_batched_run_equals_single_run(model, bn):
     ]
     if model == "mlp":  # dropout's rate may differ between runs, its presence may not
         cfgs = [replace(c, dropout=d) for c, d in zip(cfgs, (0.1, 0.2, 0.3))]
-    batched = engine.train_many(cfgs)
+    batched = engine.train_many(cfgs, batch=True)
     assert all(h["batched_runs"] == 3 for _, h in batched)
     for cfg, res in zip(cfgs, batched):
         _assert_same(res, train(cfg))
@@ -76,7 +76,7 @@ def test_a_diverging_member_stops_alone(bn):
         replace(base, seed=1, lr_decay_factor=1e12),
         replace(base, seed=2, lr=0.05),
     ]
-    batched = engine.train_many(cfgs)
+    batched = engine.train_many(cfgs, batch=True)
     single = [train(c) for c in cfgs]
     assert single[1][1]["diverged"] and single[1][1]["eval_steps"]  # diverged after evaluations
     assert not single[0][1]["diverged"] and not single[2][1]["diverged"]
@@ -111,7 +111,9 @@ def test_worker_processes_give_the_same_runs(monkeypatch):
     """Chunks of a group trained in two spawned worker processes (one thread each) equal the
     same runs trained in this process: chunking changes no result."""
     base = TrainConfig(**BASE, **MODELS["mlp"], bn=True)
-    cfgs = [replace(base, seed=s, dropout=0.1 * (s + 1)) for s in range(4)] + [replace(base, seed=9, bn=False)]
+    cfgs = [replace(base, seed=s, dropout=0.1 * (s + 1)) for s in range(4)] + [
+        replace(base, seed=9, bn=False)
+    ]
     here = engine.train_many(cfgs, workers=1)
     pooled = engine.train_many(cfgs, workers=2)
     for a, b in zip(here, pooled):
@@ -128,3 +130,10 @@ def test_pool_size_reads_free_cpus(monkeypatch):
     assert engine.pool_size() == 1
     monkeypatch.setenv("BNPAPER_WORKERS", "3")
     assert engine.pool_size() == 3
+
+
+def test_conv_nets_train_one_run_per_task_unless_asked(monkeypatch):
+    base = TrainConfig(**{**BASE, "steps": 3, "eval_every": 3}, **MODELS["convnet"])
+    cfgs = [replace(base, seed=s) for s in range(2)]
+    assert [h["batched_runs"] for _, h in engine.train_many(cfgs)] == [1, 1]
+    assert [h["batched_runs"] for _, h in engine.train_many(cfgs, batch=True)] == [2, 2]
