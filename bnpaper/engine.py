@@ -233,7 +233,7 @@ def train_many(
         finally:
             torch.set_num_threads(threads)
         return out  # type: ignore[return-value]
-    pool = _pool(n_workers)
+    pool = _pool(_pool_width(n_workers))
     futures = {pool.submit(_worker, [cfgs[i] for i in idx], desc, check_every, batch): idx for idx in tasks}
     for fut in concurrent.futures.as_completed(futures):
         for i, (state, hist) in zip(futures[fut], fut.result()):
@@ -289,7 +289,24 @@ def _pool(n: int) -> concurrent.futures.ProcessPoolExecutor:
 
 def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["BNPAPER_WORKERS"] = "1"  # a task in a worker trains in that worker: no pool in a pool
     torch.set_num_threads(1)
+
+
+def map_tasks(fn: Callable, args_list: Sequence[tuple], workers: int | None = None) -> list:
+    """[fn(*args) for args in args_list], the independent tasks spread over the worker processes
+    (one torch thread each) when more than one CPU is free. fn must be a module-level function
+    (it is pickled by name), e.g. one arm of a chapter's experiment."""
+    n = min(workers or pool_size(), len(args_list))
+    if n <= 1:
+        return [fn(*args) for args in args_list]
+    futures = [_pool(_pool_width(n)).submit(fn, *args) for args in args_list]
+    return [f.result() for f in futures]
+
+
+def _pool_width(n: int) -> int:
+    """Reuse a running pool when it is at least n wide (starting processes costs seconds each)."""
+    return max([n, *(w for w in _POOL)])
 
 
 def _cpu_times() -> tuple[float, float]:

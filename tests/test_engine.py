@@ -137,3 +137,8 @@ def test_conv_nets_train_one_run_per_task_unless_asked(monkeypatch):
     cfgs = [replace(base, seed=s) for s in range(2)]
     assert [h["batched_runs"] for _, h in engine.train_many(cfgs)] == [1, 1]
     assert [h["batched_runs"] for _, h in engine.train_many(cfgs, batch=True)] == [2, 2]
+
+
+def test_map_tasks_in_workers_and_here():
+    assert engine.map_tasks(pow, [(2, 3), (3, 2), (5, 1)], workers=2) == [8, 9, 5]
+    assert engine.map_tasks(pow, [(2, 3)], workers=2) == [8]  # one task: no pool needed

@@ -21,7 +21,7 @@ from torch import nn
 
 from bnpaper import data as data_mod
 from bnpaper.device import resolve_device
-from bnpaper.engine import train_many
+from bnpaper.engine import map_tasks, train_many
 from bnpaper.stats import mean_std
 from bnpaper.train import TrainConfig, build_model
 
@@ -131,7 +131,9 @@ def run_arm(cfg: Figure1Config, bn: bool) -> list[dict]:
 
 
 def run(cfg: Figure1Config) -> dict:
-    return {("bn" if bn else "no_bn"): run_arm(cfg, bn) for bn in (False, True)}
+    """Both networks, each arm's seeds batched, the two arms in parallel worker processes."""
+    arms = map_tasks(run_arm, [(cfg, False), (cfg, True)])
+    return {"no_bn": arms[0], "bn": arms[1]}
 
 
 def drift(percentiles: list) -> dict[str, np.ndarray]:
