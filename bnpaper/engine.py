@@ -39,7 +39,7 @@ import torch.nn.functional as TF
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from bnpaper import cache
+from bnpaper import cache, cpus
 from bnpaper import data as data_mod
 from bnpaper.device import resolve_device
 from bnpaper.models import Dropout
@@ -309,31 +309,9 @@ def _pool_width(n: int) -> int:
     return max([n, *(w for w in _POOL)])
 
 
-def _cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs from /proc/stat."""
-    fields = [float(v) for v in open("/proc/stat").readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
-def busy_cpus(sample_s: float = 0.3) -> float:
-    """How many CPUs other work keeps busy now (sampled over sample_s); 0 where /proc is absent."""
-    try:
-        b0, t0 = _cpu_times()
-        time.sleep(sample_s)
-        b1, t1 = _cpu_times()
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return (b1 - b0) / max(t1 - t0, 1e-9) * (os.cpu_count() or 1)
-
-
 def pool_size() -> int:
-    """Worker processes to use: the CPUs this process may run on, less those busy with other work
-    now (never fewer than one). BNPAPER_WORKERS overrides."""
-    if os.environ.get("BNPAPER_WORKERS"):
-        return max(1, int(os.environ["BNPAPER_WORKERS"]))
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(allowed, round(allowed - busy_cpus())))
+    """Worker processes to use: the CPUs free now (`bnpaper.cpus.free_cpus`)."""
+    return cpus.free_cpus()
 
 
 def trained_many(cfgs: Sequence[TrainConfig], desc: str = "train") -> list[tuple[nn.Module, dict]]:

@@ -123,10 +123,12 @@ def test_worker_processes_give_the_same_runs(monkeypatch):
 
 def test_pool_size_reads_free_cpus(monkeypatch):
     monkeypatch.delenv("BNPAPER_WORKERS", raising=False)
-    monkeypatch.setattr(engine, "busy_cpus", lambda: 0.0)
-    allowed = len(__import__("os").sched_getaffinity(0))
+    from bnpaper import cpus
+
+    monkeypatch.setattr(cpus, "busy_cpus", lambda: 0.0)
+    allowed = cpus.allowed_cpus()
     assert engine.pool_size() == allowed
-    monkeypatch.setattr(engine, "busy_cpus", lambda: allowed - 0.2)  # another process keeps all but ~0 busy
+    monkeypatch.setattr(cpus, "busy_cpus", lambda: allowed - 0.2)  # other work keeps all but ~0 busy
     assert engine.pool_size() == 1
     monkeypatch.setenv("BNPAPER_WORKERS", "3")
     assert engine.pool_size() == 3

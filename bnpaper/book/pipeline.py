@@ -33,6 +33,7 @@ from typing import Any
 import nbformat
 import yaml
 
+from bnpaper import cpus
 from bnpaper.book import pages
 from bnpaper.book.chapters import (
     NOTEBOOKS,
@@ -174,6 +175,9 @@ def execute(
         "BNPAPER_CHAPTER": ch.name,
         "BNPAPER_FIGDATA": str(Path(build_dir).resolve() / "figdata" / lang),
         "BNPAPER_LEDGER": str(ledger_dir),
+        # the kernel's own torch threads: the CPUs free now, so that evaluation and estimation in the
+        # chapter's process do not fight other work for the cores (training sizes its workers itself)
+        "OMP_NUM_THREADS": str(cpus.free_cpus()),
     }
     env_before = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
