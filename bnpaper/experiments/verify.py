@@ -43,6 +43,17 @@ def _batch(cfg: VerifyConfig, seed: int):
     return x, gamma, beta, dy
 
 
+def _small(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A corner of the batch, (4, 2, 2, 2), and its channels' gamma, beta: finite differences
+    (gradcheck, gradgradcheck) cost one forward per input value."""
+    return tuple(
+        t[:4, :2, :2, :2].contiguous().clone().requires_grad_()
+        if t.dim() == 4
+        else t[:2].clone().requires_grad_()
+        for t in (x, gamma, beta)
+    )
+
+
 def run(cfg: VerifyConfig) -> dict:
     """Per seed, the max |difference| of each quantity to its reference. Returns lists by key."""
     out: dict[str, list] = {
@@ -89,14 +100,9 @@ def run(cfg: VerifyConfig) -> dict:
         out["dgamma_vs_autograd"].append((steps["dl_dgamma"] - dg_auto).abs().max().item())
         out["dbeta_vs_autograd"].append((steps["dl_dbeta"] - db_auto).abs().max().item())
 
-        small = [
-            t[:4, :2, :2, :2].contiguous().clone().requires_grad_()
-            if t.dim() == 4
-            else t[:2].clone().requires_grad_()
-            for t in (x, gamma, beta)
-        ]
+        small = _small(x, gamma, beta)
         ok = all(
-            torch.autograd.gradcheck(lambda a, b, c, fn=fn: fn.apply(a, b, c, cfg.eps)[0], tuple(small))
+            torch.autograd.gradcheck(lambda a, b, c, fn=fn: fn.apply(a, b, c, cfg.eps)[0], small)
             for fn in (BatchNormReference, BatchNormFast)
         )
         out["gradcheck"].append(bool(ok))
@@ -110,15 +116,10 @@ def second_order(cfg: VerifyConfig) -> dict:
     out: dict[str, list] = {"gradgradcheck": [], "hvp_fast_vs_autograd": [], "hvp_reference_vs_autograd": []}
     for seed in cfg.seeds:
         x, gamma, beta, dy = _batch(cfg, seed)
-        small = [
-            t[:4, :2, :2, :2].contiguous().clone().requires_grad_()
-            if t.dim() == 4
-            else t[:2].clone().requires_grad_()
-            for t in (x, gamma, beta)
-        ]
+        small = _small(x, gamma, beta)
         ok = all(
             torch.autograd.gradgradcheck(
-                lambda a, b, c, impl=impl: batch_norm_train(a, b, c, cfg.eps, impl)[0], tuple(small)
+                lambda a, b, c, impl=impl: batch_norm_train(a, b, c, cfg.eps, impl)[0], small
             )
             for impl in ("fast", "reference")
         )
