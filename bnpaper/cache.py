@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import os
+import pickle
 import tempfile
 import time
 from collections.abc import Callable
@@ -114,8 +115,13 @@ def _plain(config: Any) -> Any:
 
 
 def config_key(name: str, config: Any, module: str = PACKAGE) -> str:
-    """The store key of a run: its name, config and the source of the modules `module` imports."""
-    fields = {"name": name, "config": _plain(config), "source": modules_hash((module,))}
+    """The store key of a run: its name, config and the source of the modules `module` imports.
+
+    A run defined outside the package (a notebook's own function, "__main__") is keyed by the
+    whole package's source: what it uses cannot be read from its imports."""
+    inside = module_file(module) is not None
+    source = modules_hash((module,)) if inside else source_hash()
+    fields = {"name": name, "config": _plain(config), "source": source}
     blob = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -149,7 +155,7 @@ def load(name: str, key: str, *, tensors: bool = False) -> tuple[dict, Any] | No
         record["result"]  # noqa: B018 (a record without a result is corrupt)
         stored = torch.load(tensor_path, map_location="cpu", weights_only=True) if tensors else None
         return record, stored
-    except (json.JSONDecodeError, KeyError, RuntimeError, EOFError, OSError) as e:
+    except (json.JSONDecodeError, KeyError, RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:
         print(f"bnpaper cache: ignoring corrupt entry {record_path} ({type(e).__name__}: {e}); recomputing")
         return None
 
@@ -162,8 +168,11 @@ def save(name: str, key: str, record: dict, tensors: Any = None) -> None:
 
         tensor_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = tensor_path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(tensors, tmp)
-        os.replace(tmp, tensor_path)
+        try:
+            torch.save(tensors, tmp)
+            os.replace(tmp, tensor_path)
+        finally:
+            tmp.unlink(missing_ok=True)
     write_json_atomic(record_path, record)
 
 

@@ -13,28 +13,52 @@ import os
 import time
 
 
-def _cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs from /proc/stat."""
+def _cpu_times(cpus: set[int]) -> tuple[float, float]:
+    """(busy, total) jiffies over the given CPUs, from their `cpuN` lines in /proc/stat."""
+    busy = total = 0.0
     with open("/proc/stat") as f:
-        fields = [float(v) for v in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+        for line in f:
+            name, *values = line.split()
+            if not name.startswith("cpu") or name == "cpu":
+                continue
+            if int(name[3:]) in cpus:
+                fields = [float(v) for v in values]
+                idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+                busy, total = busy + sum(fields) - idle, total + sum(fields)
+    return busy, total
+
+
+def _allowed_set() -> set[int]:
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
 
 
 def busy_cpus(sample_s: float = 0.3) -> float:
-    """How many CPUs other work keeps busy now (sampled over sample_s); 0 where /proc is absent."""
+    """How many of the CPUs this process may use other work keeps busy now (sampled over
+    sample_s); 0 where /proc is absent."""
+    allowed = _allowed_set()
     try:
-        b0, t0 = _cpu_times()
+        b0, t0 = _cpu_times(allowed)
         time.sleep(sample_s)
-        b1, t1 = _cpu_times()
+        b1, t1 = _cpu_times(allowed)
     except (OSError, ValueError, IndexError):
         return 0.0
-    return (b1 - b0) / max(t1 - t0, 1e-9) * (os.cpu_count() or 1)
+    return (b1 - b0) / max(t1 - t0, 1e-9) * len(allowed)
+
+
+def cgroup_quota() -> float | None:
+    """CPUs' worth of time the cgroup (v2 cpu.max) allows, or None where there is no quota."""
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else float(quota) / float(period)
 
 
 def allowed_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask), else the machine's count."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The CPUs this process may run on (its affinity mask, capped by a cgroup CPU quota)."""
+    n = len(_allowed_set())
+    quota = cgroup_quota()
+    return max(1, min(n, int(quota))) if quota else n
 
 
 def free_cpus() -> int:

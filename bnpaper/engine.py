@@ -11,8 +11,9 @@ mini-batch only (its autograd Functions carry a vmap rule). The runs stay indepe
 * dropout masks: each run draws them from its own generator (`models.Dropout`);
 * hyperparameters: lr, momentum, weight decay, lr decay factor, init std and dropout rate may
   differ per run (`BATCHABLE`); everything else must agree (`group_key`);
-* divergence: a run whose loss turns NaN or inf is frozen at that step (weights, momentum and BN
-  statistics kept as they were) and recorded as diverged there; the others go on.
+* divergence: a run whose loss turns NaN or inf is frozen at that step (its weights and BN
+  statistics kept as they were; its momentum is dropped, it never trains again) and recorded as
+  diverged there; the others go on.
 
 SGD with momentum and weight decay is applied to the stacked parameters with the same update as
 torch.optim.SGD (dampening 0, no Nesterov), with a learning rate per run. The loop does not
@@ -214,12 +215,16 @@ def train_many(
     """
     if not cfgs:
         return []
-    n_workers = 1 if on_step is not None else (workers or pool_size())
+    if on_step is not None and len(groups(cfgs)) > 1:
+        raise ValueError(
+            "train_many: on_step sees one group's runs (indices 0..R-1 of that group); got configs that "
+            f"form {len(groups(cfgs))} groups. Call train_many once per group (see engine.group_key)."
+        )
+    on_gpu = resolve_device(cfgs[0].device).type == "cuda"  # a GPU: every group batched, in this process
+    n_workers = 1 if on_step is not None or on_gpu else (workers or pool_size())
     tasks = []
     for idx in groups(cfgs):
-        first = cfgs[idx[0]]
-        on_gpu = resolve_device(first.device).type == "cuda"  # a GPU wants every group batched
-        batched = batch or on_step is not None or on_gpu or first.model in BATCHED_MODELS
+        batched = batch or on_step is not None or on_gpu or cfgs[idx[0]].model in BATCHED_MODELS
         tasks += _chunks(idx, n_workers) if batched else [[i] for i in idx]
     out: list[tuple[nn.Module, dict] | None] = [None] * len(cfgs)
     if n_workers == 1 or len(tasks) == 1:
@@ -233,10 +238,9 @@ def train_many(
         finally:
             torch.set_num_threads(threads)
         return out  # type: ignore[return-value]
-    pool = _pool(_pool_width(n_workers))
-    futures = {pool.submit(_worker, [cfgs[i] for i in idx], desc, check_every, batch): idx for idx in tasks}
-    for fut in concurrent.futures.as_completed(futures):
-        for i, (state, hist) in zip(futures[fut], fut.result()):
+    args = [([cfgs[i] for i in idx], desc, check_every, batch) for idx in tasks]
+    for idx, results in zip(tasks, _run_in_pool(_worker, args, n_workers)):
+        for i, (state, hist) in zip(idx, results):
             model = build_model(cfgs[i]).to(resolve_device(cfgs[i].device))
             model.load_state_dict(state)
             out[i] = (model, hist)
@@ -300,13 +304,37 @@ def map_tasks(fn: Callable, args_list: Sequence[tuple], workers: int | None = No
     n = min(workers or pool_size(), len(args_list))
     if n <= 1:
         return [fn(*args) for args in args_list]
-    futures = [_pool(_pool_width(n)).submit(fn, *args) for args in args_list]
-    return [f.result() for f in futures]
+    return _run_in_pool(fn, list(args_list), n)
 
 
-def _pool_width(n: int) -> int:
-    """Reuse a running pool when it is at least n wide (starting processes costs seconds each)."""
-    return max([n, *(w for w in _POOL)])
+def _run_in_pool(fn: Callable, args_list: list[tuple], n: int) -> list:
+    """fn(*args) for each args in the worker pool, at most n in flight (a wider pool kept from
+    earlier work must not run more tasks at once than there are free CPUs now), results in order.
+    A task that fails cancels the rest; a pool whose worker died is dropped, so the next call
+    starts a fresh one."""
+    width = max([n, *_POOL])  # reuse a running pool (starting processes costs seconds each)
+    pool = _pool(width)
+    results: list = [None] * len(args_list)
+    pending: dict[concurrent.futures.Future, int] = {}
+    todo = iter(enumerate(args_list))
+    try:
+        while True:
+            while len(pending) < n and (item := next(todo, None)) is not None:
+                pending[pool.submit(fn, *item[1])] = item[0]
+            if not pending:
+                return results
+            done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for fut in done:
+                results[pending.pop(fut)] = fut.result()
+    except concurrent.futures.process.BrokenProcessPool as e:
+        _POOL.pop(width, None)
+        raise RuntimeError(
+            f"a bnpaper worker process died while running {fn.__name__} (out of memory, or killed): {e}. "
+            "Run again; BNPAPER_WORKERS=1 trains in this process instead."
+        ) from e
+    finally:
+        for fut in pending:
+            fut.cancel()
 
 
 def pool_size() -> int:
@@ -359,10 +387,11 @@ def _train_group(
     mask_shapes = _dropout_shapes(models[0], x_tr[: cfg0.batch_size]) if runs.dropouts else {}
 
     col = lambda v: v.view(R, 1).to(runs.flat.dtype)  # noqa: E731 (R,) -> (R, 1) against (R, P)
-    lr = col(_per_run(cfgs, "lr", device))
+    f64 = lambda v: v.view(R, 1)  # noqa: E731 lr and its decay stay float64, as StepLR's Python floats
+    lr = f64(_per_run(cfgs, "lr", device))
     momentum = col(_per_run(cfgs, "momentum", device))
     wd = col(_per_run(cfgs, "weight_decay", device))
-    decay = col(_per_run(cfgs, "lr_decay_factor", device))
+    decay = f64(_per_run(cfgs, "lr_decay_factor", device))
     p_drop = [c.dropout for c in cfgs]
     buf = torch.zeros_like(runs.flat)  # momentum buffer (R, P): 0 * momentum + d_p at the first step
     grad = torch.empty_like(runs.flat)  # (R, P), reused every step
@@ -402,7 +431,7 @@ def _train_group(
             dead = ~alive.view(R, 1)
             grad.addcmul_(runs.flat, wd)
             buf.mul_(momentum).add_(grad).masked_fill_(dead, 0.0)
-            runs.flat.addcmul_(buf, torch.where(dead, 0.0, -lr))
+            runs.flat.addcmul_(buf, torch.where(dead, 0.0, -lr).to(runs.flat.dtype))
             runs.flat_buffers.copy_(torch.where(was_alive.view(R, 1), runs.flat_buffers, old_flat_buffers))
             for name, old in old_buffers.items():
                 runs.buffers[name].copy_(torch.where(was_alive, runs.buffers[name], old))

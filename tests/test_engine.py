@@ -107,7 +107,7 @@ def test_runs_forward_shapes_and_prefix():
     assert runs.prefix(x, 3, shared_input=True).shape == (4, 9, 7)  # Flatten, Linear, BN
 
 
-def test_worker_processes_give_the_same_runs(monkeypatch):
+def test_worker_processes_give_the_same_runs():
     """Chunks of a group trained in two spawned worker processes (one thread each) equal the
     same runs trained in this process: chunking changes no result."""
     base = TrainConfig(**BASE, **MODELS["mlp"], bn=True)
@@ -134,7 +134,7 @@ def test_pool_size_reads_free_cpus(monkeypatch):
     assert engine.pool_size() == 3
 
 
-def test_conv_nets_train_one_run_per_task_unless_asked(monkeypatch):
+def test_conv_nets_train_one_run_per_task_unless_asked():
     base = TrainConfig(**{**BASE, "steps": 3, "eval_every": 3}, **MODELS["convnet"])
     cfgs = [replace(base, seed=s) for s in range(2)]
     assert [h["batched_runs"] for _, h in engine.train_many(cfgs)] == [1, 1]
@@ -144,3 +144,28 @@ def test_conv_nets_train_one_run_per_task_unless_asked(monkeypatch):
 def test_map_tasks_in_workers_and_here():
     assert engine.map_tasks(pow, [(2, 3), (3, 2), (5, 1)], workers=2) == [8, 9, 5]
     assert engine.map_tasks(pow, [(2, 3)], workers=2) == [8]  # one task: no pool needed
+
+
+def test_step_decay_per_run_on_live_runs():
+    """StepLR every 10 steps, a different factor per run, nobody diverging."""
+    base = TrainConfig(**BASE, **MODELS["mlp"], bn=True)
+    cfgs = [replace(base, seed=s, lr_decay_every=10, lr_decay_factor=f) for s, f in ((0, 0.5), (1, 0.9))]
+    for b, s in zip(engine.train_many(cfgs, batch=True), [train(c) for c in cfgs]):
+        assert not s[1]["diverged"]
+        _assert_same(b, s)
+
+
+def test_on_step_needs_one_group():
+    a = TrainConfig(model="mlp", steps=2)
+    with pytest.raises(ValueError, match="one group"):
+        engine.train_many([a, replace(a, bn=False)], on_step=lambda step, runs: None)
+
+
+def _fail(x):
+    raise ArithmeticError(f"task {x} failed")
+
+
+def test_a_failing_task_raises_and_the_pool_goes_on():
+    with pytest.raises(ArithmeticError, match="task 2 failed"):
+        engine.map_tasks(_fail, [(2,), (3,)], workers=2)
+    assert engine.map_tasks(pow, [(2, 2), (3, 3)], workers=2) == [4, 27]

@@ -109,3 +109,28 @@ def test_compiled_impl_falls_back_with_a_notice(monkeypatch):
         assert torch.equal(y, ref) and torch.equal(y2, ref)
     finally:
         A._compiled.cache_clear()
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_vmap_rule_with_unbatched_affine_and_another_run_dim(impl):
+    """The vmap rule (R runs as R*C channels) against a plain loop over runs: the run dimension
+    of x at position 1, gamma shared by every run (not batched), beta batched."""
+    g = torch.Generator().manual_seed(4)
+    R, N, C = 3, 5, 4
+    x = torch.randn(N, R, C, 2, generator=g, dtype=torch.float64).requires_grad_()  # runs on dim 1
+    gamma = (torch.rand(C, generator=g, dtype=torch.float64) + 0.5).requires_grad_()
+    beta = torch.randn(R, C, generator=g, dtype=torch.float64).requires_grad_()
+
+    def bn(xr, gr, br):
+        return A.batch_norm_train(xr, gr, br, 1e-5, impl)
+
+    y, mu, var = vmap(bn, in_dims=(1, None, 0))(x, gamma, beta)  # (R, N, C, 2), (R, C), (R, C)
+    loops = [A.batch_norm_train(x[:, r], gamma, beta[r], 1e-5, impl) for r in range(R)]
+    for r, (yr, mur, varr) in enumerate(loops):
+        assert (y[r] - yr).abs().max().item() <= 1e-12
+        assert (mu[r] - mur).abs().max().item() <= 1e-12 and (var[r] - varr).abs().max().item() <= 1e-12
+    dy = torch.randn(R, N, C, 2, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((y * dy).sum(), (x, gamma, beta))
+    ref = torch.autograd.grad(sum((yr * dy[r]).sum() for r, (yr, _, _) in enumerate(loops)), (x, gamma, beta))
+    for a, b in zip(grads, ref):
+        assert (a - b).abs().max().item() <= 1e-12

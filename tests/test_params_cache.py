@@ -189,3 +189,10 @@ def test_every_chapters_defaults_are_valid():
     for name, chapter in chapters().items():
         params = validate_params(chapter, {})
         assert params["profile"] == "quick" and params["device"] == "auto" and params["lang"] == "en", name
+
+
+def test_a_run_defined_outside_the_package_is_keyed_by_the_whole_package(monkeypatch):
+    """A notebook's own function ("__main__") imports nothing the key could follow."""
+    k1 = cache.config_key("exp", {"x": 1}, "__main__")
+    monkeypatch.setattr(cache, "source_hash", lambda: "another-source")
+    assert cache.config_key("exp", {"x": 1}, "__main__") != k1

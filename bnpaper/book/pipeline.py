@@ -100,6 +100,17 @@ def chapter_modules(ch: Chapter) -> tuple[str, ...]:
     return tuple(sorted(imported_modules(code)))
 
 
+def _recorded_inputs(ch: Chapter) -> str:
+    """A hash of the recorded files a chapter reads (the benchmark run chapter 01 shows): a new
+    `bnpaper bench --record` re-executes it."""
+    if "load_recorded" not in ch.source_text:
+        return ""
+    h = hashlib.sha256()
+    for p in sorted((BOOK / "bench").glob("*.json")):
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _run_key(ch: Chapter, lang: str, params: dict, ledger_dir: Path) -> str:
     """What an executed notebook depends on: its source, language, parameters, the source of the
     bnpaper modules its code cells import (followed transitively: editing the book pipeline or the
@@ -118,6 +129,7 @@ def _run_key(ch: Chapter, lang: str, params: dict, ledger_dir: Path) -> str:
             "lang": lang,
             "params": params,
             "bnpaper": modules_hash(chapter_modules(ch)),
+            "recorded": _recorded_inputs(ch),
             "ledger": ledger_state,
         },
         sort_keys=True,
