@@ -206,11 +206,13 @@ def train_many(
 ) -> list[tuple[nn.Module, dict]]:
     """Train every config; returns [(model, history)] in the order given, as `train.train` would.
 
-    Configs are grouped by `group_key`; each group trains as one batched computation. With more
-    than one worker (default: `pool_size()`, the CPUs free now), the groups are cut into chunks of
-    runs that train in worker processes of one torch thread each; runs are independent, so the
-    chunking changes no result. on_step(step, runs) is called after every step with the group's
-    `Runs` (all runs, alive or not); it needs the runs in this process, so it trains here.
+    Configs are grouped by `group_key`. A group of a network in BATCHED_MODELS (or any group with
+    batch=True, on a GPU, or with on_step) trains as one batched computation, cut into as many
+    chunks as there are workers (default: `pool_size()`, the CPUs free now); the other networks'
+    runs train one per task with the plain loop. Tasks run in worker processes of one torch
+    thread each; runs are independent, so the chunking changes no result.
+    on_step(step, runs) is called after every step with the group's `Runs` (all runs, alive or
+    not); it needs the runs in this process, so it trains here, and takes one group only.
     batch: None batches the networks in BATCHED_MODELS only; True batches every group.
     """
     if not cfgs:
