@@ -45,7 +45,7 @@ from bnpaper import data as data_mod
 from bnpaper.device import resolve_device
 from bnpaper.models import Dropout
 from bnpaper.progress import progress
-from bnpaper.train import TrainConfig, build_model, dropout_generator, model_dtype, train
+from bnpaper.train import TrainConfig, build_model, dropout_generator, model_dtype, run_batches, train
 
 # Networks whose runs train batched. `bnpaper bench --train` on a 2-core CPU: batching 10 runs of the
 # MLP gives 1.4x the throughput of one run at a time (per-step Python overhead dominates it), while
@@ -164,17 +164,6 @@ def _layout(tensors: dict[str, torch.Tensor]) -> list[tuple[str, int, int, tuple
 
 def _views(flat: torch.Tensor, layout) -> dict[str, torch.Tensor]:
     return {name: flat[:, a:b].view(flat.shape[0], *shape) for name, a, b, shape in layout}
-
-
-def _run_batches(n: int, batch_size: int, gens: list[torch.Generator]):
-    """Each run's mini-batches exactly as `train.batches` draws them from the run's generator,
-    stacked: (R, batch_size) index rows, one fresh permutation per run and epoch."""
-    if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the training set ({n} examples)")
-    while True:
-        perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (R, n)
-        for i in range(0, n - batch_size + 1, batch_size):
-            yield perms[:, i : i + batch_size]
 
 
 @torch.no_grad()
@@ -384,7 +373,7 @@ def _train_group(
     dtype = model_dtype(cfg0)
     x_tr, y_tr = ds.x_train.to(device, dtype), ds.y_train.to(device)  # the data go to the device once
     x_te, y_te = ds.x_test.to(device, dtype), ds.y_test.to(device)
-    its = _run_batches(len(y_tr), cfg0.batch_size, [torch.Generator().manual_seed(c.seed) for c in cfgs])
+    its = run_batches(len(y_tr), cfg0.batch_size, [torch.Generator().manual_seed(c.seed) for c in cfgs])
     drop_gens = [dropout_generator(c.seed) for c in cfgs]
     mask_shapes = _dropout_shapes(models[0], x_tr[: cfg0.batch_size]) if runs.dropouts else {}
 

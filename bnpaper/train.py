@@ -107,12 +107,19 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
 
 def batches(n: int, batch_size: int, generator: torch.Generator):
     """Endless shuffled index batches of exactly batch_size (the incomplete last one dropped)."""
+    for rows in run_batches(n, batch_size, [generator]):
+        yield rows[0]
+
+
+def run_batches(n: int, batch_size: int, generators: list[torch.Generator]):
+    """`batches` for R runs at once, each from its own generator: (R, batch_size) index rows, one
+    fresh permutation per run and epoch (the multi-run engine draws its runs' batches here)."""
     if batch_size > n:
         raise ValueError(f"batch_size {batch_size} is larger than the training set ({n} examples)")
     while True:
-        perm = torch.randperm(n, generator=generator)
+        perms = torch.stack([torch.randperm(n, generator=g) for g in generators])  # (R, n)
         for i in range(0, n - batch_size + 1, batch_size):
-            yield perm[i : i + batch_size]
+            yield perms[:, i : i + batch_size]
 
 
 def train(cfg: TrainConfig, on_step: Callable[[int, nn.Module], None] | None = None, desc: str = "train"):
