@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bnpaper import data
+from bnpaper import train as train_mod
 from bnpaper.experiments import conv, population, regularization
 from bnpaper.train import TrainConfig, train, trained
 
@@ -36,24 +37,35 @@ def make_mnist_dir(folder, n_train=50, n_test=20, gz=False):
 
 def test_embedded_split_is_fixed_and_balanced():
     ds = data.load_embedded()
-    assert ds.x_train.shape == (4000, 1, 28, 28) and ds.x_test.shape == (1000, 1, 28, 28)
+    assert ds.x_train.shape == (3000, 1, 28, 28) and ds.x_test.shape == (1000, 1, 28, 28)
+    assert ds.x_val.shape == (1000, 1, 28, 28)
     assert torch.bincount(ds.y_test).tolist() == [100] * 10
-    assert torch.bincount(ds.y_train).tolist() == [400] * 10
+    assert torch.bincount(ds.y_val).tolist() == [100] * 10
+    assert torch.bincount(ds.y_train).tolist() == [300] * 10
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0 and ds.x_train.max() > 0.99
     again = data.load_embedded()
-    assert torch.equal(ds.x_test, again.x_test)
-    # train and test are disjoint: no test image appears in the training set
-    train_keys = {bytes(x.numpy().tobytes()) for x in ds.x_train[:, 0]}
-    assert sum(bytes(x.numpy().tobytes()) in train_keys for x in ds.x_test[:, 0]) == 0
+    assert torch.equal(ds.x_test, again.x_test) and torch.equal(ds.x_val, again.x_val)
+    # the three parts are disjoint (the CSV holds no duplicate digits)
+    keys = {
+        name: {bytes(x.numpy().tobytes()) for x in part[:, 0]}
+        for name, part in (("train", ds.x_train), ("val", ds.x_val), ("test", ds.x_test))
+    }
+    assert (
+        not keys["train"] & keys["val"]
+        and not keys["train"] & keys["test"]
+        and not keys["val"] & keys["test"]
+    )
 
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_roundtrip(tmp_path, gz):
     make_mnist_dir(tmp_path, gz=gz)
     ds = data.load_idx_dir(tmp_path)
-    assert ds.x_train.shape == (50, 1, 28, 28) and ds.y_test.shape == (20,)
+    assert ds.y_test.shape == (20,) and len(ds.y_val) % 10 == 0 and len(ds.y_train) + len(ds.y_val) == 50
+    assert torch.bincount(ds.y_val, minlength=10).unique().numel() == 1  # class-balanced validation
     raw = data.read_idx(tmp_path / f"train-images-idx3-ubyte{'.gz' if gz else ''}")
-    assert torch.allclose(ds.x_train[:, 0], torch.from_numpy(raw.astype(np.float32) / 255))
+    images = {bytes((r.astype(np.float32) / 255).tobytes()) for r in raw}
+    assert all(bytes(x.numpy().tobytes()) in images for x in torch.cat([ds.x_train, ds.x_val])[:, 0])
 
 
 def test_idx_errors(tmp_path):
@@ -89,7 +101,7 @@ def test_training_on_idx_data(tmp_path, monkeypatch):
     _, h = train(
         TrainConfig(model="mlp", hidden=[8], steps=3, eval_every=3, batch_size=10, data_dir=str(tmp_path))
     )
-    assert h["data"].startswith("MNIST (IDX files in") and len(h["test_acc"]) == 1
+    assert h["data"].startswith("MNIST (IDX files in") and len(h["val_acc"]) == 1
 
 
 TINY = TrainConfig(model="convnet", steps=8, eval_every=4, batch_size=16)
@@ -100,7 +112,7 @@ def test_training_learns_and_is_deterministic(monkeypatch):
     cfg = replace(TINY, steps=60, eval_every=30, lr=0.05)
     m1, h1 = train(cfg)
     m2, h2 = train(cfg)
-    assert h1["test_acc"] == h2["test_acc"] and h1["loss"] == h2["loss"]
+    assert h1["val_acc"] == h2["val_acc"] and h1["loss"] == h2["loss"]
     assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
     assert h1["final_test_acc"] > 0.3 and h1["loss"][-1] < h1["loss"][0]  # far above chance (0.1)
 
@@ -109,8 +121,31 @@ def test_divergence_is_recorded_not_raised(monkeypatch):
     monkeypatch.setenv("BNPAPER_PROGRESS", "0")
     _, h = train(replace(TINY, model="mlp", bn=False, activation="relu", lr=1e6, steps=50, momentum=0.9))
     assert h["diverged"] is True and 1 <= h["diverged_at"] <= 50
-    assert h["final_test_acc"] is None
-    assert len(h["test_acc"]) < 50
+    assert h["final_test_acc"] is None and h["final_val_acc"] is None
+    assert len(h["val_acc"]) < 50
+
+
+def test_a_tuning_run_never_reads_the_test_set(monkeypatch):
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    read = []
+    real = train_mod.accuracy
+
+    ds = data.load()
+
+    def spy(model, x, y, chunk=1000):
+        read.append(
+            "test" if torch.equal(y.cpu(), ds.y_test) else "val" if torch.equal(y.cpu(), ds.y_val) else "?"
+        )
+        return real(model, x, y, chunk)
+
+    monkeypatch.setattr(train_mod, "accuracy", spy)
+    cfg = replace(TINY, model="mlp", steps=4, eval_every=2, final_train_acc=False)
+    _, h = train(replace(cfg, read_test=False))
+    assert h["final_test_acc"] is None and h["final_val_acc"] is not None
+    assert read == ["val", "val", "val"]  # two evaluations and the final one: validation only
+    read.clear()
+    _, h = train(cfg)
+    assert read == ["val", "val", "val", "test"] and h["final_test_acc"] is not None  # test once, at the end
 
 
 def test_trained_caches_weights(tmp_path, monkeypatch):
@@ -150,22 +185,11 @@ def test_population_and_regularization_experiments(tmp_path, monkeypatch):
     assert nd["eval_mode_max_diff"] == 0.0  # in eval mode the output is deterministic
     assert nd["2"]["logit_std"] > nd["64"]["logit_std"] > 0  # more companions, less noise
     g = regularization.dropout_grid(regularization.GridConfig(base=base, seeds=[0, 1]))
-    summary = regularization.summarize_grid(g)
-    assert set(summary) == {"no_bn|dropout=0.0", "no_bn|dropout=0.5", "bn|dropout=0.0", "bn|dropout=0.5"}
-    assert regularization.dropout_verdict(summary)["verdict"] in {"holds", "partly", "does_not_hold"}
-
-
-def test_dropout_verdict_logic():
-    def s(bn0, bn5, nb5, sd=0.005):
-        return {
-            "bn|dropout=0.0": {"test_acc": (bn0, sd)},
-            "bn|dropout=0.5": {"test_acc": (bn5, sd)},
-            "no_bn|dropout=0.5": {"test_acc": (nb5, sd)},
-        }
-
-    assert regularization.dropout_verdict(s(0.98, 0.98, 0.97))["verdict"] == "holds"
-    assert regularization.dropout_verdict(s(0.95, 0.98, 0.97))["verdict"] == "does_not_hold"
-    assert regularization.dropout_verdict(s(0.95, 0.95, 0.97))["verdict"] == "partly"
+    assert set(g) == set(regularization.CELLS)
+    fr = regularization.frozen_runs(regularization.FrozenConfig(train=base, seeds=[0, 1], warmup=2))
+    assert [r["frozen_at"] for r in fr] == [2, 2]
+    m = regularization.grid_measurement({**g, regularization.FROZEN: fr})
+    assert all(len(v) == 2 for v in m["test_acc"].values())
 
 
 def test_learning_rate_experiments(tmp_path, monkeypatch):

@@ -291,10 +291,29 @@ def execute_one(
     if lang not in LANGS:
         raise ChapterError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
     params = validate_params(ch, overrides)
+    check_inputs(params.get("data_dir", ""), "paper")  # the data only: a chapter names a missing tuning itself
     custom = Path(build_dir) / "executed" / "custom"
     out = output or custom / lang / f"{ch.name}.ipynb"
     # a one-off run records its claims apart from the book's ledger, so the book stays consistent
     return execute(ch, lang, params, build_dir, output=out, force=True, ledger_dir=custom / "ledger")
+
+
+def check_inputs(data_dir: str, profile: str) -> None:
+    """Before any chapter starts: the data load (a missing or bad data_dir names the file and the
+    fix), and every tuned value the profile reads is frozen (smoke / quick; paper re-tunes)."""
+    from bnpaper import data, tuning
+
+    try:
+        data.check(data_dir)
+    except data.DataError as e:
+        raise ChapterError(f"data_dir: {e}") from e
+    if profile != "paper":
+        missing = sorted(set(tuning.registry()) - set(tuning.read_frozen()))
+        if missing:
+            raise ChapterError(
+                f"no frozen tuning for {', '.join(missing)} in {tuning.frozen_path()}: run "
+                f"`bnpaper tune --only {' '.join(missing)}` (or build the paper profile, which re-tunes)"
+            )
 
 
 def describe_chapters() -> str:
@@ -473,6 +492,7 @@ def build_book(
         if data_dir and "data_dir" in ch.params:
             overrides["data_dir"] = data_dir
         plans[name] = validate_params(ch, overrides)
+    check_inputs(data_dir, profile)
     built = {}
     for lang in lang_list:
         executed = {}
