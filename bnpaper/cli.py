@@ -40,11 +40,17 @@ def _parser() -> argparse.ArgumentParser:
 
     tu = sub.add_parser(
         "tune",
-        help="tune every arm (quick settings, validation data, tuning seeds) and freeze the choices "
-        "with their provenance in bnpaper/data/tuned.json",
+        help="tune every arm (validation data, tuning seeds) and freeze the choices with their "
+        "provenance in bnpaper/data/tuned.json (--profile paper: tuned-paper.json, hours on 2 cores)",
     )
     tu.add_argument("--only", nargs="*", default=None, metavar="KEY", help="tune only these (see --list)")
     tu.add_argument("--list", action="store_true", help="list the tunings the experiments declare")
+    tu.add_argument(
+        "--profile",
+        default="quick",
+        choices=["quick", "paper"],
+        help="whose settings to tune at (default quick)",
+    )
     tu.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     tu.add_argument("--data-dir", default="", help="MNIST IDX folder (default: embedded 5k digits)")
 
@@ -95,12 +101,15 @@ def main(argv: list[str] | None = None) -> int:
                 for key, t in reg.items():
                     print(f"{key}: {t.field} over {', '.join(f'{v:g}' for v in t.grid)}")
                 return 0
-            frozen = tuning.freeze(args.only, data_dir=args.data_dir, device=args.device)
+            frozen = tuning.freeze(
+                args.only, data_dir=args.data_dir, device=args.device, profile=args.profile
+            )
             for key in args.only or reg:
                 e = frozen[key]
                 edge = "  (at the grid's edge: widen the grid)" if e["at_grid_edge"] else ""
-                print(f"{key}: {e['field']} = {e['value']:g}, validation {e['scores'][repr(e['value'])]:.4f}{edge}")
-            print(f"frozen in {tuning.frozen_path()}")
+                score = e["scores"][repr(e["value"])]
+                print(f"{key}: {e['field']} = {e['value']:g}, validation {score:.4f}{edge}")
+            print(f"frozen in {tuning.frozen_path(args.profile)}")
         elif args.command == "execute":
             from bnpaper.book import pipeline
 

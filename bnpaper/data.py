@@ -76,7 +76,9 @@ def balanced_split(labels: np.ndarray, per_class: int, rng: np.random.Generator)
             f"a class-balanced split needs {per_class} examples of every digit, but digit "
             f"{int(counts.argmin())} has {int(counts.min())}"
         )
-    idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)])
+    idx = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)]
+    )
     mask = np.zeros(len(labels), bool)
     mask[idx] = True
     return mask
@@ -152,7 +154,8 @@ def load_idx_dir(data_dir: str | Path) -> Dataset:
             raise DataError(f"{data_dir}: {split} labels go up to {labels.max()}, expected 0-9")
     labels = arr["train_labels"].astype(np.int64)
     rng = np.random.default_rng(EMBEDDED_SPLIT_SEED)
-    fewest = int(np.bincount(labels, minlength=10).min())  # a small test folder gets a fifth of its rarest digit
+    # a small test folder gets a fifth of its rarest digit
+    fewest = int(np.bincount(labels, minlength=10).min())
     per_class = IDX_VAL_PER_CLASS if fewest >= 2 * IDX_VAL_PER_CLASS else max(1, fewest // 5)
     is_val = balanced_split(labels, per_class, rng)
     tr, va = rng.permutation(np.flatnonzero(~is_val)), rng.permutation(np.flatnonzero(is_val))

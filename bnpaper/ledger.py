@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bnpaper.cache import source_hash, write_json_atomic
-
 from bnpaper.protocol import VERDICTS, Claim
 
 __all__ = ["VERDICTS", "Claim", "claims", "by_id", "record", "rows", "records_hash"]
@@ -123,7 +122,8 @@ def rows(profile: str, data_dir: str = "", folder: Path | None = None) -> list[d
                     rec = json.loads(path.read_text(encoding="utf-8"))
                     if rec.get("protocol_version") != c.protocol.version:
                         row["problem"] = (
-                            f"measured under protocol v{rec.get('protocol_version')}, now v{c.protocol.version}"
+                            f"measured under protocol v{rec.get('protocol_version')}, "
+                            f"now v{c.protocol.version}"
                         )
                     else:
                         row["verdict"], row["estimate"] = c.judge(rec["measurement"], profile)

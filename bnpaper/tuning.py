@@ -3,11 +3,14 @@
 A `Tuning` names one arm's hyperparameter and grid; `tune` trains every grid value on the tuning
 seeds (`bnpaper.profiles.tuning_seeds`, the test set never read: `read_test=False`) and picks the
 value with the highest mean final validation accuracy (a diverged run scores 0; ties go to the
-smaller value). The quick and smoke profiles read the choice frozen in bnpaper/data/tuned.json with
-its provenance (the command, the data, the seeds, the grid, every score and the source hash that
-chose it), so the default book evaluates without re-tuning; the paper profile re-tunes.
+smaller value). Every profile reads the choice frozen with its provenance (the command, the data,
+the seeds, the grid, the run length, every score and the source hash that chose it), so a book
+build evaluates without re-tuning: smoke and quick read bnpaper/data/tuned.json (tuned at the quick
+profile's settings), paper reads bnpaper/data/tuned-paper.json (tuned at the paper's settings).
 
-`bnpaper tune` (re)writes the frozen file from the quick profile's settings.
+`bnpaper tune [--profile quick|paper]` (re)writes a frozen file. Tuning at the paper's settings
+trains every grid value at the paper's run lengths (hours on 2 cores): it is a step of its own,
+never hidden inside a book build.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from bnpaper import profiles
 from bnpaper.cache import source_hash, write_json_atomic
 from bnpaper.train import TrainConfig
 
-FROZEN_PROFILE = "quick"
+FROZEN_FILES = {"quick": "tuned.json", "paper": "tuned-paper.json"}
+
+
+def frozen_profile(profile: str) -> str:
+    """The profile whose settings the frozen values of `profile` were tuned at (smoke reads quick's)."""
+    profiles.settings("figure1", profile)  # checks the name
+    return "paper" if profile == "paper" else "quick"
 
 
 @dataclass(frozen=True)
@@ -43,8 +52,9 @@ class Tuning:
             raise ValueError(f"tuning {self.key}: the grid must hold >= 2 increasing values, got {self.grid}")
 
 
-def frozen_path() -> Path:
-    return Path(str(resources.files("bnpaper").joinpath("data/tuned.json")))
+def frozen_path(profile: str = "quick") -> Path:
+    name = FROZEN_FILES[frozen_profile(profile)]
+    return Path(str(resources.files("bnpaper").joinpath(f"data/{name}")))
 
 
 def tune(t: Tuning, profile: str, data_dir: str = "", device: str = "cpu") -> dict:
@@ -79,40 +89,59 @@ def tune(t: Tuning, profile: str, data_dir: str = "", device: str = "cpu") -> di
         "data": data_mod.load(data_dir).describe(),
         "source": source_hash(),
         "date": datetime.now(UTC).date().isoformat(),
-        "command": f"bnpaper tune --only {t.key}"
-        if profile == FROZEN_PROFILE
-        else "the paper profile's chapter",
+        "command": f"bnpaper tune --profile {profile} --only {t.key}",
         "at_grid_edge": best in (t.grid[0], t.grid[-1]),
     }
 
 
-def read_frozen() -> dict:
-    path = frozen_path()
+def read_frozen(profile: str = "quick") -> dict:
+    path = frozen_path(profile)
     if not path.exists():
         return {}
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); restore it with git or run `bnpaper tune`") from e
+        raise ValueError(
+            f"{path} is not valid JSON ({e}); restore it with git or run `bnpaper tune --profile "
+            f"{frozen_profile(profile)}`"
+        ) from e
 
 
 def tuned(t: Tuning, profile: str, data_dir: str = "", device: str = "cpu") -> dict:
-    """The tuned value with its provenance: frozen for smoke/quick, re-tuned for paper."""
-    if profile == "paper":
-        return tune(t, profile, data_dir, device)
-    frozen = read_frozen()
+    """The tuned value with its provenance, frozen at the settings of `frozen_profile(profile)`;
+    a missing or stale entry (another grid, field or run length) names the command that re-tunes."""
+    fp = frozen_profile(profile)
+    frozen = read_frozen(fp)
+    command = f"bnpaper tune --profile {fp} --only {t.key}"
     if t.key not in frozen:
         raise KeyError(
-            f"no frozen tuning for {t.key!r} in {frozen_path()}; run `bnpaper tune --only {t.key}` "
+            f"no frozen tuning for {t.key!r} in {frozen_path(fp)}; run `{command}` "
             "(it trains the grid on the tuning seeds and writes the choice with its provenance)"
         )
     entry = frozen[t.key]
     if entry["field"] != t.field or [float(v) for v in entry["grid"]] != [float(v) for v in t.grid]:
         raise ValueError(
             f"the frozen tuning of {t.key!r} was made on {entry['field']} over {entry['grid']}, but the "
-            f"protocol now tunes {t.field} over {list(t.grid)}: run `bnpaper tune --only {t.key}`"
+            f"protocol now tunes {t.field} over {list(t.grid)}: run `{command}`"
+        )
+    steps = t.base(fp, profiles.tuning_seeds(fp)[0]).steps
+    if entry.get("steps") != steps:
+        raise ValueError(
+            f"the frozen tuning of {t.key!r} was made with runs of {entry.get('steps')} steps, but the "
+            f"{fp} profile now trains {steps}: run `{command}`"
         )
     return entry
+
+
+def missing(profile: str) -> list[str]:
+    """The declared tunings that `profile` cannot read from its frozen file (missing or stale)."""
+    out = []
+    for key, t in registry().items():
+        try:
+            tuned(t, profile)
+        except (KeyError, ValueError):
+            out.append(key)
+    return out
 
 
 def registry() -> dict[str, Tuning]:
@@ -128,14 +157,17 @@ def registry() -> dict[str, Tuning]:
     return out
 
 
-def freeze(keys: list[str] | None = None, data_dir: str = "", device: str = "cpu") -> dict:
-    """Tune (quick settings) and write the choices into the frozen file, keeping the other entries."""
+def freeze(
+    keys: list[str] | None = None, data_dir: str = "", device: str = "cpu", profile: str = "quick"
+) -> dict:
+    """Tune at `profile`'s settings and write the choices into its frozen file, keeping the others."""
     reg = registry()
     unknown = sorted(set(keys or ()) - set(reg))
     if unknown:
         raise KeyError(f"unknown tuning {', '.join(unknown)}; known: {', '.join(reg)}")
-    frozen = read_frozen()
+    fp = frozen_profile(profile)
+    frozen = read_frozen(fp)
     for key in keys or list(reg):
-        frozen[key] = tune(reg[key], FROZEN_PROFILE, data_dir, device)
-        write_json_atomic(frozen_path(), dict(sorted(frozen.items())))
+        frozen[key] = tune(reg[key], fp, data_dir, device)
+        write_json_atomic(frozen_path(fp), dict(sorted(frozen.items())))
     return frozen

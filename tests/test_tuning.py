@@ -23,7 +23,7 @@ T = tuning.Tuning("test/mlp", "lr", (1e-4, 0.1, 1e4), base)
 @pytest.fixture
 def frozen(tmp_path, monkeypatch):
     path = tmp_path / "tuned.json"
-    monkeypatch.setattr(tuning, "frozen_path", lambda: path)
+    monkeypatch.setattr(tuning, "frozen_path", lambda profile="quick": path)
     monkeypatch.setenv("BNPAPER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("BNPAPER_PROGRESS", "0")
     return path
@@ -49,10 +49,16 @@ def test_tie_goes_to_the_smaller_value(frozen, monkeypatch):
 
 
 def test_frozen_values_are_read_and_checked(frozen):
-    with pytest.raises(KeyError, match="bnpaper tune --only test/mlp"):
+    with pytest.raises(KeyError, match="bnpaper tune --profile quick --only test/mlp"):
         tuning.tuned(T, "quick")
-    frozen.write_text(json.dumps({"test/mlp": {"field": "lr", "grid": [1e-4, 0.1, 1e4], "value": 0.1}}))
+    entry = {"field": "lr", "grid": [1e-4, 0.1, 1e4], "value": 0.1, "steps": TINY.steps}
+    frozen.write_text(json.dumps({"test/mlp": entry}))
     assert tuning.tuned(T, "quick")["value"] == 0.1
+    assert tuning.tuned(T, "smoke")["value"] == 0.1  # smoke reads the quick profile's choices
+    frozen.write_text(json.dumps({"test/mlp": {**entry, "steps": TINY.steps + 1}}))
+    with pytest.raises(ValueError, match="runs of 31 steps, but the quick profile now trains 30"):
+        tuning.tuned(T, "quick")  # a stale run length is refused, not silently used
+    frozen.write_text(json.dumps({"test/mlp": entry}))
     other = tuning.Tuning("test/mlp", "lr", (0.01, 0.1), base)
     with pytest.raises(ValueError, match="protocol now tunes"):
         tuning.tuned(other, "quick")
@@ -74,6 +80,7 @@ def test_every_declared_tuning_is_frozen_in_the_repository():
         assert key in frozen, f"{key}: run `bnpaper tune --only {key}`"
         assert [float(v) for v in frozen[key]["grid"]] == [float(v) for v in t.grid], key
         assert frozen[key]["tuning_seeds"] == profiles.tuning_seeds("quick"), key
+    assert tuning.missing("quick") == []  # none stale either (the grid, the field, the run length)
 
 
 def test_bad_data_dir_stops_the_book_before_any_chapter(tmp_path):
@@ -86,5 +93,18 @@ def test_bad_data_dir_stops_the_book_before_any_chapter(tmp_path):
 
 def test_missing_frozen_tuning_stops_the_book(frozen):
     frozen.write_text("{}")
-    with pytest.raises(pipeline.ChapterError, match="bnpaper tune --only"):
+    with pytest.raises(pipeline.ChapterError, match="bnpaper tune --profile quick --only"):
         pipeline.check_inputs("", "quick")
+
+
+def test_each_profile_reads_its_own_frozen_file():
+    assert tuning.frozen_path("smoke") == tuning.frozen_path("quick")
+    assert tuning.frozen_path("paper").name == "tuned-paper.json" != tuning.frozen_path("quick").name
+    with pytest.raises(ValueError, match="profile must be one of"):
+        tuning.frozen_profile("fast")
+
+
+def test_paper_build_without_paper_tunings_stops_before_any_chapter(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "frozen_path", lambda profile="quick": tmp_path / f"{profile}.json")
+    with pytest.raises(pipeline.ChapterError, match="bnpaper tune --profile paper --only .*hours"):
+        pipeline.check_inputs("", "paper")

@@ -291,7 +291,8 @@ def execute_one(
     if lang not in LANGS:
         raise ChapterError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
     params = validate_params(ch, overrides)
-    check_inputs(params.get("data_dir", ""), "paper")  # the data only: a chapter names a missing tuning itself
+    # the data only: a chapter names a missing tuning itself
+    check_inputs(params.get("data_dir", ""), "paper")
     custom = Path(build_dir) / "executed" / "custom"
     out = output or custom / lang / f"{ch.name}.ipynb"
     # a one-off run records its claims apart from the book's ledger, so the book stays consistent
@@ -300,20 +301,21 @@ def execute_one(
 
 def check_inputs(data_dir: str, profile: str) -> None:
     """Before any chapter starts: the data load (a missing or bad data_dir names the file and the
-    fix), and every tuned value the profile reads is frozen (smoke / quick; paper re-tunes)."""
+    fix), and every tuned value the profile reads is frozen, for the profile's run lengths."""
     from bnpaper import data, tuning
 
     try:
         data.check(data_dir)
     except data.DataError as e:
         raise ChapterError(f"data_dir: {e}") from e
-    if profile != "paper":
-        missing = sorted(set(tuning.registry()) - set(tuning.read_frozen()))
-        if missing:
-            raise ChapterError(
-                f"no frozen tuning for {', '.join(missing)} in {tuning.frozen_path()}: run "
-                f"`bnpaper tune --only {' '.join(missing)}` (or build the paper profile, which re-tunes)"
-            )
+    missing = tuning.missing(profile)
+    if missing:
+        fp = tuning.frozen_profile(profile)
+        raise ChapterError(
+            f"no frozen tuning, or a stale one, for {', '.join(missing)} in {tuning.frozen_path(fp)}: run "
+            f"`bnpaper tune --profile {fp} --only {' '.join(missing)}`"
+            + (" (at the paper's run lengths: hours on 2 cores)" if fp == "paper" else "")
+        )
 
 
 def describe_chapters() -> str:

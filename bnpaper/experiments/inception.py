@@ -56,6 +56,7 @@ class RecipeConfig:
     lr: float = 0.08  # the Baseline's learning rate (tuned; the paper's Inception used 0.0015 on ImageNet)
     sigmoid_lr: float = 0.08  # Inception-Sigmoid's learning rate (tuned on its own)
     accelerated_share: float = 1 / 3  # BN-x5, BN-x30, BN-x5-Sigmoid train this share of `steps`
+    bn_baseline_share: float = 0.5  # BN-Baseline trains this share of `steps` (works against its claim)
     momentum: float = 0.9
     weight_decay: float = 5e-4  # Baseline's L2 (Sec. 4.2.1 cuts it 5x for the accelerated models)
     dropout: float = 0.4  # Baseline's dropout before the classifier (GoogLeNet's 40%)
@@ -66,10 +67,11 @@ class RecipeConfig:
     device: str = "cpu"
 
 
-def accelerated_steps(cfg: RecipeConfig) -> int:
-    """The accelerated models' steps: `accelerated_share` of the Baseline's, a whole number of
+def accelerated_steps(cfg: RecipeConfig, share: float | None = None) -> int:
+    """The accelerated models' steps (or those of another `share`): `accelerated_share` of the Baseline's, a whole number of
     evaluation intervals (at least one)."""
-    k = max(1, round(cfg.steps * cfg.accelerated_share / cfg.eval_every))
+    share = cfg.accelerated_share if share is None else share
+    k = max(1, round(cfg.steps * share / cfg.eval_every))
     return min(cfg.steps, k * cfg.eval_every)
 
 
@@ -113,11 +115,11 @@ def model_config(cfg: RecipeConfig, name: str, seed: int) -> TrainConfig:
         arm, what = name.split("+", 1)
         if arm not in ("Baseline", "BN-Baseline") or what not in change:
             raise ValueError(f"an ablation arm is one of {', '.join(ABLATION)}, got {name!r}")
-        return replace(base, bn=arm == "BN-Baseline", **change[what])
+        return replace(model_config(cfg, arm, seed), **change[what])  # the arm with one change
     if name == "Baseline":
         return base
     if name == "BN-Baseline":
-        return replace(base, bn=True)
+        return replace(base, bn=True, steps=accelerated_steps(cfg, cfg.bn_baseline_share))
     if name == "BN-x5":
         return replace(base, **accelerated, lr=5 * cfg.lr)
     if name == "BN-x30":
@@ -136,6 +138,7 @@ def recipe_config(profile: str, **kw) -> RecipeConfig:
         steps=s["steps"],
         eval_every=s["eval_every"],
         accelerated_share=s["accelerated_share"],
+        bn_baseline_share=s["bn_baseline_share"],
         ablation_seeds=s["ablation_seeds"],
         seeds=profiles.eval_seeds(profile),
     )
@@ -156,10 +159,15 @@ TUNINGS = (
 )
 
 
+TARGET_SHARE = 0.99  # the target is 99% of the tuned Baseline's validation accuracy (see target_from_tuning)
+
+
 def target_from_tuning(entry: dict) -> float:
-    """The fixed validation target: the tuned Baseline's mean final validation accuracy over the
-    tuning seeds (read from the tuning's record, before any evaluation run)."""
-    return float(entry["scores"][repr(entry["value"])])
+    """The fixed validation target: TARGET_SHARE of the tuned Baseline's mean final validation
+    accuracy over the tuning seeds (read from the tuning's record, before any evaluation run).
+    The mean itself would be missed by about half of the Baseline's own runs through seed noise
+    alone, which makes the Baseline's median steps to it +inf and every ratio unbounded."""
+    return TARGET_SHARE * float(entry["scores"][repr(entry["value"])])
 
 
 RECORDED = ("eval_steps", "val_acc", "loss", "final_val_acc", "final_test_acc", "diverged", "diverged_at")
@@ -253,19 +261,25 @@ _TS = f"{len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]})"
 _TS_AR = f"{len(_tune)} بذور ضبط ({_tune[0]}-{_tune[-1]})"
 _ES = f"{_eval[0]}-{_eval[-1]}"
 _GRID = f"{LR_GRID[0]:g} ... {LR_GRID[-1]:g}"
+BN_SHARE = RecipeConfig.bn_baseline_share
 TUNED = (
     f"the Baseline's learning rate, on the 2x grid {_GRID}, by mean final validation accuracy over {_TS}; "
     "BN-Baseline shares it, as in the paper: the claim is about adding BN and changing nothing else, and a "
     "rate tuned for BN-Baseline would fold the higher rate that BN-x5 tests into 'BN alone'; BN-x5 and BN-x30 "
     "use 5x and 30x it, BN-x5-Sigmoid 5x; Inception-Sigmoid's rate is tuned on its own on the same grid, so "
-    "that 'does not train' is not the ReLU rate's fault; the validation target of the step counts is the "
-    f"tuned Baseline's mean final validation accuracy on the tuning seeds; the evaluation seeds are {_ES}",
+    "that 'does not train' is not the ReLU rate's fault; the validation target of the step counts is "
+    f"{TARGET_SHARE:.0%} of the tuned Baseline's mean final validation accuracy on the tuning seeds; BN-Baseline "
+    f"trains {BN_SHARE:.0%} of the Baseline's steps and the accelerated models a third (so a model that would "
+    f"reach the target later counts as never reaching it: the shortening works against every speed claim); "
+    f"the evaluation seeds are {_ES}",
     f"معدل تعلم Baseline، على سلّم القيم المضاعف {_GRID}، بمتوسط دقة التحقق النهائية عبر {_TS_AR}؛ "
     "ويشاركه BN-Baseline كما في الورقة: فالادعاء عن إضافة تطبيع الحزمة دون تغيير أي شيء آخر، ومعدل مضبوط "
     "لـ BN-Baseline كان سيُدخل في 'تطبيع الحزمة وحده' المعدلَ الأعلى الذي تختبره BN-x5؛ وتستعمل BN-x5 وBN-x30 "
     "خمسة أضعافه وثلاثين ضعفاً، وBN-x5-Sigmoid خمسة أضعافه؛ ويُضبط معدل Inception-Sigmoid وحده على السلّم "
-    "نفسه، كي لا يكون 'لا تتدرب' ذنبَ معدل ReLU؛ وهدف التحقق لعدّ الخطوات هو متوسط دقة التحقق النهائية "
-    f"لـ Baseline المضبوطة على بذور الضبط؛ وبذور التقييم {_ES}",
+    f"نفسه، كي لا يكون 'لا تتدرب' ذنبَ معدل ReLU؛ وهدف التحقق لعدّ الخطوات هو {TARGET_SHARE:.0%} من متوسط "
+    f"دقة التحقق النهائية لـ Baseline المضبوطة على بذور الضبط؛ وتتدرب BN-Baseline {BN_SHARE:.0%} من خطوات "
+    "Baseline والنماذج المسرَّعة ثلثها (فالنموذج الذي كان سيبلغ الهدف لاحقاً يُعدّ غير بالغ له: التقصير يعمل "
+    f"ضد كل ادعاء سرعة)؛ وبذور التقييم {_ES}",
 )
 ARMS_SPEED = {
     name: (
