@@ -89,6 +89,14 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model.to(model_dtype(cfg))
 
 
+def memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format:
+    """channels_last for the conv nets on the CPU: torch's CPU pooling and small convolutions run
+    2-5x faster in it (bnpaper's BN reduces over (N, H, W) in any layout); the values are the
+    same computation, in another memory order."""
+    conv = cfg.model in ("convnet", "inception")
+    return torch.channels_last if conv and device.type == "cpu" else torch.contiguous_format
+
+
 def model_dtype(cfg: TrainConfig) -> torch.dtype:
     if cfg.dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg.dtype!r}")
@@ -146,6 +154,8 @@ def _train(cfg: TrainConfig, on_step, desc: str):
     ds = data_mod.load(cfg.data_dir)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
+    fmt = memory_format(cfg, device)
+    model = model.to(memory_format=fmt)
     drop_gen = dropout_generator(cfg.seed)
     for mod in model.modules():
         if isinstance(mod, models.Dropout):
@@ -156,8 +166,8 @@ def _train(cfg: TrainConfig, on_step, desc: str):
         if cfg.lr_decay_every
         else None
     )
-    x_tr, y_tr = ds.x_train.to(device, dtype), ds.y_train.to(device)
-    x_va, y_va = ds.x_val.to(device, dtype), ds.y_val.to(device)
+    x_tr, y_tr = ds.x_train.to(device, dtype).contiguous(memory_format=fmt), ds.y_train.to(device)
+    x_va, y_va = ds.x_val.to(device, dtype).contiguous(memory_format=fmt), ds.y_val.to(device)
     g = torch.Generator().manual_seed(cfg.seed)
     hist = {
         "eval_steps": [],
@@ -172,7 +182,7 @@ def _train(cfg: TrainConfig, on_step, desc: str):
     running, n_run = 0.0, 0
     for step in progress(range(1, cfg.steps + 1), desc=desc):
         idx = next(it).to(device)
-        loss = TF.cross_entropy(model(x_tr[idx]), y_tr[idx])
+        loss = TF.cross_entropy(model(x_tr[idx].contiguous(memory_format=fmt)), y_tr[idx])
         loss_value = loss.item()  # the one host synchronisation per step (bnpaper.engine has none)
         if not math.isfinite(loss_value):
             hist["diverged"], hist["diverged_at"] = True, step
@@ -195,12 +205,12 @@ def _train(cfg: TrainConfig, on_step, desc: str):
     if hist["diverged"]:
         hist["final_test_acc"] = hist["final_train_acc"] = hist["final_val_acc"] = None
     else:
-        hist["final_val_acc"] = accuracy(model, x_va, y_va)
+        hist["final_val_acc"] = hist["val_acc"][-1]  # evaluated at the last step just above
         hist["final_test_acc"] = read_test(model, ds, cfg)
         hist["final_train_acc"] = accuracy(model, x_tr, y_tr) if cfg.final_train_acc else None
     hist["data"] = ds.describe()
     hist["config"] = asdict(cfg)
-    return model, hist
+    return model.to(memory_format=torch.contiguous_format), hist  # callers get the usual layout
 
 
 def read_test(model: nn.Module, ds: data_mod.Dataset, cfg: TrainConfig) -> float | None:

@@ -117,6 +117,24 @@ def test_training_learns_and_is_deterministic(monkeypatch):
     assert h1["final_test_acc"] > 0.3 and h1["loss"][-1] < h1["loss"][0]  # far above chance (0.1)
 
 
+@pytest.mark.parametrize("model", ["convnet", "inception"])
+def test_channels_last_changes_no_value(monkeypatch, model):
+    """The conv nets train in channels_last on the CPU (train.memory_format): in float64 the weights
+    after 5 steps, the losses and the final validation accuracy equal those of the default layout."""
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    cfg = replace(TINY, model=model, bn=True, steps=5, eval_every=5, dtype="float64")
+    assert train_mod.memory_format(cfg, torch.device("cpu")) == torch.channels_last
+    m1, h1 = train(cfg)
+    assert all(p.is_contiguous() for p in m1.parameters())  # handed back in the usual layout
+    monkeypatch.setattr(train_mod, "memory_format", lambda cfg, device: torch.contiguous_format)
+    m2, h2 = train(cfg)
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert h1["final_val_acc"] == h2["final_val_acc"]
+    torch.testing.assert_close(h1["loss"], h2["loss"], rtol=1e-10, atol=0)
+    assert h1["final_val_acc"] == h1["val_acc"][-1]  # the last evaluation is the final one
+
+
 def test_divergence_is_recorded_not_raised(monkeypatch):
     monkeypatch.setenv("BNPAPER_PROGRESS", "0")
     _, h = train(replace(TINY, model="mlp", bn=False, activation="relu", lr=1e6, steps=50, momentum=0.9))

@@ -170,7 +170,16 @@ def target_from_tuning(entry: dict) -> float:
     return TARGET_SHARE * float(entry["scores"][repr(entry["value"])])
 
 
-RECORDED = ("eval_steps", "val_acc", "loss", "final_val_acc", "final_test_acc", "diverged", "diverged_at")
+RECORDED = (
+    "eval_steps",
+    "val_acc",
+    "loss",
+    "final_val_acc",
+    "final_test_acc",
+    "diverged",
+    "diverged_at",
+    "train_seconds",
+)
 
 
 def run(cfg: RecipeConfig) -> dict:
@@ -183,6 +192,14 @@ def run(cfg: RecipeConfig) -> dict:
     for (name, _s), (_, h) in zip(cells, done):
         out.setdefault(name, []).append({k: h[k] for k in RECORDED})
     return out
+
+
+def ms_per_step(runs: list[dict]) -> float:
+    """Median wall-clock milliseconds per training step (evaluations included) over the runs that did
+    not diverge, as measured in this build (each run on one core of a worker process)."""
+    return 1000 * statistics.median(
+        r["train_seconds"] / r["eval_steps"][-1] for r in runs if not r["diverged"]
+    )
 
 
 def steps_to(run_: dict, target: float) -> float:
