@@ -291,8 +291,8 @@ def execute_one(
     if lang not in LANGS:
         raise ChapterError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
     params = validate_params(ch, overrides)
-    # the data only: a chapter names a missing tuning itself
-    check_inputs(params.get("data_dir", ""), "paper")
+    # the data and the profile's frozen tunings, before the kernel starts
+    check_inputs(params.get("data_dir", ""), params.get("profile", "quick"))
     custom = Path(build_dir) / "executed" / "custom"
     out = output or custom / lang / f"{ch.name}.ipynb"
     # a one-off run records its claims apart from the book's ledger, so the book stays consistent
@@ -314,7 +314,7 @@ def check_inputs(data_dir: str, profile: str) -> None:
         raise ChapterError(
             f"no frozen tuning, or a stale one, for {', '.join(missing)} in {tuning.frozen_path(fp)}: run "
             f"`bnpaper tune --profile {fp} --only {' '.join(missing)}`"
-            + (" (at the paper's run lengths: hours on 2 cores)" if fp == "paper" else "")
+            + (" (or `make paper`, which re-tunes every arm before it builds)" if fp == "paper" else "")
         )
 
 
