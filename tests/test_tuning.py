@@ -106,5 +106,21 @@ def test_each_profile_reads_its_own_frozen_file():
 
 def test_paper_build_without_paper_tunings_stops_before_any_chapter(tmp_path, monkeypatch):
     monkeypatch.setattr(tuning, "frozen_path", lambda profile="quick": tmp_path / f"{profile}.json")
-    with pytest.raises(pipeline.ChapterError, match="bnpaper tune --profile paper --only .*hours"):
+    with pytest.raises(pipeline.ChapterError, match="bnpaper tune --profile paper --only .*make paper"):
         pipeline.check_inputs("", "paper")
+
+
+def test_execute_checks_the_chapters_own_profile(tmp_path, monkeypatch):
+    """`bnpaper execute CH -p profile P` checks P's frozen tunings before the kernel starts: the
+    paper's missing file stops a paper run, and does not stop a smoke run."""
+    monkeypatch.setattr(tuning, "frozen_path", lambda profile="quick": tmp_path / f"{profile}.json")
+    ran = []
+    monkeypatch.setattr(pipeline, "execute", lambda *a, **k: ran.append(a[2]) or tmp_path / "out.ipynb")
+    with pytest.raises(pipeline.ChapterError, match="tune --profile paper"):
+        pipeline.execute_one("06", raw_params=[("profile", "paper")], build_dir=tmp_path)
+    assert ran == []
+    with pytest.raises(pipeline.ChapterError, match="tune --profile quick"):  # smoke reads quick's file
+        pipeline.execute_one("06", raw_params=[("profile", "smoke")], build_dir=tmp_path)
+    monkeypatch.setattr(tuning, "missing", lambda profile: [])
+    pipeline.execute_one("06", raw_params=[("profile", "smoke")], build_dir=tmp_path)
+    assert ran and ran[0]["profile"] == "smoke"
