@@ -136,7 +136,7 @@ SETTINGS: dict[str, dict[str, dict]] = {
         },
     },
     "figure1": {  # chapter 07
-        "smoke": {"steps": 60, "track_every": 20, "eval_every": 20, "neighbour_steps": 30},
+        "smoke": {"steps": 60, "track_every": 5, "eval_every": 20, "neighbour_steps": 30},
         "quick": {"steps": 5000, "track_every": 100, "eval_every": 250, "neighbour_steps": 1500},
         "paper": {"steps": 10000, "track_every": 200, "eval_every": 500, "neighbour_steps": 3000},
     },

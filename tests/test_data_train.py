@@ -160,10 +160,10 @@ def test_a_tuning_run_never_reads_the_test_set(monkeypatch):
     cfg = replace(TINY, model="mlp", steps=4, eval_every=2, final_train_acc=False)
     _, h = train(replace(cfg, read_test=False))
     assert h["final_test_acc"] is None and h["final_val_acc"] is not None
-    assert read == ["val", "val", "val"]  # two evaluations and the final one: validation only
+    assert read == ["val", "val"]  # two evaluations (the last is the final one): validation only
     read.clear()
     _, h = train(cfg)
-    assert read == ["val", "val", "val", "test"] and h["final_test_acc"] is not None  # test once, at the end
+    assert read == ["val", "val", "test"] and h["final_test_acc"] is not None  # test once, at the end
 
 
 def test_trained_caches_weights(tmp_path, monkeypatch):
