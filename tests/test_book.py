@@ -173,13 +173,13 @@ def test_claims_ledger_page(smoke_book, lang):
     plain = html.unescape(text).replace("\u2019", "'").replace("\u2018", "'")  # MyST typesets quotes
     for c in CLAIMS:
         assert (c.en if lang == "en" else c.ar)[:25] in plain, c.id
-        if c.rule is not None:
+        if c.protocol is not None:
             assert f'href="{c.chapter}.html#{c.label}"' in text, c.id
     assert (
         f"<strong>{label('v_not_run', lang)}</strong>" not in text
     )  # the smoke build measured every testable claim
     assert text.count(f"<strong>{label('v_not_testable', lang)}</strong>") == sum(
-        c.rule is None for c in CLAIMS
+        c.protocol is None for c in CLAIMS
     )
 
 

@@ -30,12 +30,13 @@ def _assert_same(batched, single):
     (m_b, h_b), (m_s, h_s) = batched, single
     assert h_b["diverged"] == h_s["diverged"] and h_b["diverged_at"] == h_s["diverged_at"]
     assert h_b["eval_steps"] == h_s["eval_steps"]
-    for key in ("loss", "test_acc"):
+    for key in ("loss", "val_acc"):
         assert len(h_b[key]) == len(h_s[key])
         for a, b in zip(h_b[key], h_s[key]):
             assert abs(a - b) <= TOL * max(1.0, abs(b)), key  # relative where a diverging loss is huge
     if not h_s["diverged"]:
         assert abs(h_b["final_test_acc"] - h_s["final_test_acc"]) <= TOL
+        assert abs(h_b["final_val_acc"] - h_s["final_val_acc"]) <= TOL
     state_b, state_s = m_b.state_dict(), m_s.state_dict()
     assert list(state_b) == list(state_s)
     for name in state_s:

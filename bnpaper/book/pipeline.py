@@ -291,10 +291,31 @@ def execute_one(
     if lang not in LANGS:
         raise ChapterError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
     params = validate_params(ch, overrides)
+    # the data and the profile's frozen tunings, before the kernel starts
+    check_inputs(params.get("data_dir", ""), params.get("profile", "quick"))
     custom = Path(build_dir) / "executed" / "custom"
     out = output or custom / lang / f"{ch.name}.ipynb"
     # a one-off run records its claims apart from the book's ledger, so the book stays consistent
     return execute(ch, lang, params, build_dir, output=out, force=True, ledger_dir=custom / "ledger")
+
+
+def check_inputs(data_dir: str, profile: str) -> None:
+    """Before any chapter starts: the data load (a missing or bad data_dir names the file and the
+    fix), and every tuned value the profile reads is frozen, for the profile's run lengths."""
+    from bnpaper import data, tuning
+
+    try:
+        data.check(data_dir)
+    except data.DataError as e:
+        raise ChapterError(f"data_dir: {e}") from e
+    missing = tuning.missing(profile)
+    if missing:
+        fp = tuning.frozen_profile(profile)
+        raise ChapterError(
+            f"no frozen tuning, or a stale one, for {', '.join(missing)} in {tuning.frozen_path(fp)}: run "
+            f"`bnpaper tune --profile {fp} --only {' '.join(missing)}`"
+            + (" (or `make paper`, which re-tunes every arm before it builds)" if fp == "paper" else "")
+        )
 
 
 def describe_chapters() -> str:
@@ -473,6 +494,7 @@ def build_book(
         if data_dir and "data_dir" in ch.params:
             overrides["data_dir"] = data_dir
         plans[name] = validate_params(ch, overrides)
+    check_inputs(data_dir, profile)
     built = {}
     for lang in lang_list:
         executed = {}

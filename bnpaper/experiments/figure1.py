@@ -1,18 +1,22 @@
-"""Chapter "Figure 1: MNIST with and without BN" (paper Sec. 4.1, Figure 1).
+"""Chapter "Figure 1: MNIST with and without BN" (paper Sec. 4.1, Figure 1), and its claims.
 
 The paper's network: 28x28 input, three fully-connected hidden layers of 100 sigmoid units, 10
 outputs with cross-entropy, small random Gaussian initial weights, 50,000 steps of mini-batches of
-60, with and without BN on every hidden layer. Not stated by the paper, chosen here (as in the
-public reproduction quoted in shared/PAPER.md for the optimizer): SGD with momentum 0.9, learning rate
-0.01, weights ~ N(0, 0.1^2), biases 0. (The reproduction's N(0, 0.01^2) leaves the network without BN
-at chance accuracy for thousands of steps; it is one of the neighbouring choices run too.)
+60, with and without BN on every hidden layer. Not stated by the paper, chosen here: SGD with
+momentum 0.9 (as the public reproduction quoted in shared/PAPER.md), weights ~ N(0, 0.1^2), biases
+0, and a learning rate TUNED for each network on its own (TUNINGS: a 2x grid, validation accuracy,
+tuning seeds), because BN's central claim is that it tolerates higher rates.
 
 Tracked (Figure 1 b, c): the 15th, 50th and 85th percentiles of the input to every sigmoid of the
-last hidden layer, over a fixed set of test images, in eval mode, during training.
+last hidden layer, over a fixed set of training images, as training computes it (train mode: BN
+normalizes with the statistics of those images, not with running averages that have seen a few
+batches), every `track_every` steps. Drift is measured after a warm-up (the first `warmup` share
+of the steps), per window.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,34 +24,25 @@ import torch
 from torch import nn
 
 from bnpaper import data as data_mod
+from bnpaper import profiles
 from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
+from bnpaper.inference import estimate_population_statistics
+from bnpaper.protocol import Claim, Protocol, bootstrap_ratio_of_medians, log_ratio_t, paired_t
 from bnpaper.stats import mean_std
-from bnpaper.train import TrainConfig, build_model
+from bnpaper.train import TrainConfig, accuracy, build_model
+from bnpaper.tuning import Tuning
 
 PERCENTILES = (15, 50, 85)
-PROFILES = {
-    "smoke": {"steps": 60, "seeds": 2, "track_every": 20, "eval_every": 20, "neighbour_steps": 30},
-    "quick": {"steps": 5000, "seeds": 3, "track_every": 100, "eval_every": 250, "neighbour_steps": 1500},
-    "paper": {"steps": 50000, "seeds": 3, "track_every": 500, "eval_every": 1000, "neighbour_steps": 10000},
-}
-NEIGHBOURS = {  # (learning rate, init std) around the chosen (0.01, 0.1)
-    "lr 0.003": {"lr": 0.003},
-    "lr 0.03": {"lr": 0.03},
-    "init std 0.01": {"init_std": 0.01},
-    "init std 0.3": {"init_std": 0.3},
-}
+LR_GRID = tuple(0.01 * 2**k for k in range(11))  # 0.01 ... 10.24, a 2x grid
+INIT_STDS = (0.01, 0.1, 1.0)  # init-insensitive: a decade either side of the chosen 0.1
+TARGETS = (0.85, 0.9)  # fixed validation accuracy targets for "faster" (chosen before any run)
+WARMUP = 0.1  # share of the steps excluded from the drift
+WINDOWS = 4  # drift reported per window of the post-warm-up steps
+PAPER_EPOCHS = 50  # 50,000 steps x 60 examples over 60,000 MNIST training images
 
 
-def paper_network(
-    steps: int,
-    seed: int = 0,
-    bn: bool = False,
-    device: str = "cpu",
-    data_dir: str = "",
-    eval_every: int = 250,
-    **kw,
-) -> TrainConfig:
+def paper_network(steps: int, seed: int = 0, bn: bool = False, **kw) -> TrainConfig:
     fields = dict(
         model="mlp",
         hidden=[100, 100, 100],
@@ -59,12 +54,24 @@ def paper_network(
         momentum=0.9,
         init_std=0.1,
         seed=seed,
-        eval_every=eval_every,
-        device=device,
-        data_dir=data_dir,
+        eval_every=250,
     )
     fields.update(kw)
     return TrainConfig(**fields)
+
+
+def _tuning_base(bn: bool):
+    def base(profile: str, seed: int) -> TrainConfig:
+        s = profiles.settings("figure1", profile)
+        return paper_network(s["steps"], seed, bn, eval_every=s["eval_every"], final_train_acc=False)
+
+    return base
+
+
+TUNINGS = (
+    Tuning("figure1/no_bn", "lr", LR_GRID, _tuning_base(False)),
+    Tuning("figure1/bn", "lr", LR_GRID, _tuning_base(True)),
+)
 
 
 def _sigmoid_input_depth(model: nn.Sequential) -> int:
@@ -76,25 +83,37 @@ def _sigmoid_input_depth(model: nn.Sequential) -> int:
 @dataclass
 class Figure1Config:
     steps: int = 5000  # SGD steps (the paper: 50,000)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: list(range(10)))
+    lr: dict = field(default_factory=lambda: {"no_bn": 0.01, "bn": 0.01})  # each arm's tuned rate
     track_every: int = 100  # steps between percentile snapshots
-    eval_every: int = 250  # steps between test-accuracy evaluations
-    track_images: int = 1000  # test images whose sigmoid inputs are summarized
+    eval_every: int = 250  # steps between validation evaluations
+    track_images: int = 1000  # training images whose sigmoid inputs are summarized
+    alg2_batches: int = 50  # Algorithm 2: mini-batches of 60 training images averaged
     data_dir: str = ""
     device: str = "cpu"
-    overrides: dict = field(default_factory=dict)  # e.g. {"lr": 0.03}: a neighbouring choice
+    overrides: dict = field(default_factory=dict)  # e.g. {"init_std": 0.01}
 
 
 def run_arm(cfg: Figure1Config, bn: bool) -> list[dict]:
     """Every seed of one network (with or without BN), as one batched computation (bnpaper.engine),
-    tracking the percentiles of the last hidden layer's sigmoid inputs for each run."""
+    tracking the percentiles of the last hidden layer's sigmoid inputs in train mode."""
     ds = data_mod.load(cfg.data_dir)
+    key = "bn" if bn else "no_bn"
     cfgs = [
-        paper_network(cfg.steps, s, bn, cfg.device, cfg.data_dir, cfg.eval_every, **cfg.overrides)
+        paper_network(
+            cfg.steps,
+            s,
+            bn,
+            lr=cfg.lr[key],
+            eval_every=cfg.eval_every,
+            device=cfg.device,
+            data_dir=cfg.data_dir,
+            **cfg.overrides,
+        )
         for s in cfg.seeds
     ]
     depth = _sigmoid_input_depth(build_model(cfgs[0]))
-    x_track = ds.x_test[: cfg.track_images].to(resolve_device(cfg.device))
+    x_track = ds.x_train[: cfg.track_images].to(resolve_device(cfg.device))
     q = torch.tensor([p / 100 for p in PERCENTILES], device=x_track.device)
     snaps: list[list] = [[] for _ in cfgs]
     steps: list[int] = []
@@ -102,23 +121,28 @@ def run_arm(cfg: Figure1Config, bn: bool) -> list[dict]:
     @torch.no_grad()
     def on_step(step, runs):
         if step % cfg.track_every == 0 or step == 1:
-            runs.train(False)  # eval mode: BN with its running statistics
+            saved = runs.flat_buffers.clone()  # train mode updates running averages: put them back
             h = runs.prefix(x_track, depth, shared_input=True).float()  # (R, images, units)
-            runs.train(True)
+            runs.flat_buffers.copy_(saved)
             per_run = torch.quantile(h, q, dim=1).permute(1, 2, 0).cpu().tolist()  # (R, units, 3)
             for r, snap in enumerate(per_run):
                 snaps[r].append(snap)
             steps.append(step)
 
-    results = train_many(cfgs, on_step=on_step, desc=f"figure 1 {'bn' if bn else 'no bn'}")
+    results = train_many(cfgs, on_step=on_step, desc=f"figure 1 {key}")
     out = []
-    for (_, h), snap in zip(results, snaps):
+    for (model, h), snap, c in zip(results, snaps, cfgs):
         last = len(steps) if not h["diverged"] else sum(st < h["diverged_at"] for st in steps)
         out.append(
             {
+                "seed": c.seed,
+                "lr": c.lr,
                 "eval_steps": h["eval_steps"],
-                "test_acc": h["test_acc"],
+                "val_acc": h["val_acc"],
+                "loss": h["loss"],
+                "final_val_acc": h["final_val_acc"],
                 "final_test_acc": h["final_test_acc"],
+                "alg2_val_acc": _algorithm2_accuracy(model, ds, c, cfg) if bn and not h["diverged"] else None,
                 "diverged": h["diverged"],
                 "diverged_at": h["diverged_at"],
                 "track_steps": steps[:last],
@@ -130,71 +154,297 @@ def run_arm(cfg: Figure1Config, bn: bool) -> list[dict]:
     return out
 
 
+def _algorithm2_accuracy(model: nn.Module, ds, c: TrainConfig, cfg: Figure1Config) -> float:
+    """Validation accuracy with Algorithm 2's population statistics (training mini-batches of 60)
+    instead of the moving averages (descriptive: the test set stays read once per run)."""
+    g = torch.Generator().manual_seed(c.seed)
+    idx = torch.randperm(len(ds.y_train), generator=g)[: cfg.alg2_batches * c.batch_size]
+    dev = next(model.parameters()).device
+    estimate_population_statistics(model, ds.x_train[idx].to(dev).split(c.batch_size))
+    return accuracy(model, ds.x_val.to(dev), ds.y_val.to(dev))
+
+
 def run(cfg: Figure1Config) -> dict:
     """Both networks, each arm's seeds batched, the two arms in parallel worker processes."""
     arms = map_tasks(run_arm, [(cfg, False), (cfg, True)])
     return {"no_bn": arms[0], "bn": arms[1]}
 
 
-def drift(percentiles: list) -> dict[str, np.ndarray]:
-    """Per unit, how much its input distribution moved over training.
+def drift(percentiles: list, track_steps: list[int], steps: int, windows: int = 1) -> dict[str, np.ndarray]:
+    """Per unit, how much its input distribution moved after the warm-up.
 
-    percentiles: (T, units, 3) snapshots of the 15/50/85th percentiles.
-    Returns per unit (units,): the range over training of the median ("median_range"), and of the
-    spread p85 - p15 ("spread_range"), both divided by the unit's mean spread over training, so that
-    units (and networks) of different scale compare; plus the unscaled median range.
+    percentiles: (T, units, 3) snapshots of the 15/50/85th percentiles at track_steps.
+    Returns per window w and unit, (windows, units): the range of the median over the window
+    ("median_range"), and of the spread p85 - p15 ("spread_range"), both divided by the unit's mean
+    spread over the post-warm-up steps, so that units (and networks) of different scale compare.
     """
     p = np.asarray(percentiles)  # (T, U, 3)
+    t = np.asarray(track_steps)
+    keep = t > WARMUP * steps
+    if keep.sum() < 2 * windows:
+        raise ValueError(
+            f"drift needs at least {2 * windows} snapshots after the warm-up, got {int(keep.sum())}: "
+            "track more often"
+        )
+    p = p[keep]
     med, spread = p[:, :, 1], p[:, :, 2] - p[:, :, 0]
     scale = np.maximum(spread.mean(0), 1e-12)
+    parts = np.array_split(np.arange(len(p)), windows)
     return {
-        "median_range": (med.max(0) - med.min(0)) / scale,
-        "spread_range": (spread.max(0) - spread.min(0)) / scale,
-        "median_range_abs": med.max(0) - med.min(0),
+        "median_range": np.stack([(med[i].max(0) - med[i].min(0)) / scale for i in parts]),
+        "spread_range": np.stack([(spread[i].max(0) - spread[i].min(0)) / scale for i in parts]),
     }
 
 
-def typical_unit(percentiles: list) -> int:
-    """The unit whose relative median drift is the median over units: a 'typical' sigmoid."""
-    d = drift(percentiles)["median_range"]
+def run_drift(r: dict, steps: int, windows: int = 1) -> np.ndarray:
+    """The median over units of a run's median drift, per window: (windows,)."""
+    return np.median(drift(r["percentiles"], r["track_steps"], steps, windows)["median_range"], axis=1)
+
+
+def typical_unit(r: dict, steps: int) -> int:
+    """The unit whose median drift is the median over units: a 'typical' sigmoid."""
+    d = drift(r["percentiles"], r["track_steps"], steps)["median_range"][0]
     return int(np.argsort(d)[len(d) // 2])
 
 
-def summarize(result: dict) -> dict:
-    out = {}
+def steps_to(r: dict, target: float) -> float:
+    """The first evaluation step whose validation accuracy reaches target (inf: never)."""
+    return next((float(s) for s, a in zip(r["eval_steps"], r["val_acc"]) if a >= target), math.inf)
+
+
+def epoch_matched_step(steps: int, eval_every: int, n_train: int, batch: int = 60) -> int:
+    """The evaluation step closest to the paper's 50 epochs on our training set (capped at steps)."""
+    s = PAPER_EPOCHS * n_train / batch
+    return int(min(steps, max(eval_every, round(s / eval_every) * eval_every)))
+
+
+def measurements(result: dict, cfg: Figure1Config) -> dict:
+    """Per-seed numbers every Figure 1 claim reads (lists in seed order; None: diverged)."""
+    out = {"seeds": cfg.seeds, "steps": cfg.steps, "eval_every": cfg.eval_every}
     for key, runs in result.items():
-        ok = [r for r in runs if not r["diverged"]]
-        med = [float(np.median(drift(r["percentiles"])["median_range"])) for r in ok]
-        spr = [float(np.median(drift(r["percentiles"])["spread_range"])) for r in ok]
         out[key] = {
-            "final_test_acc": mean_std([r["final_test_acc"] for r in runs]),
-            "median_drift": mean_std(med),
-            "spread_drift": mean_std(spr),
-            "runs": len(runs),
-            "diverged": len(runs) - len(ok),
+            "final_test_acc": [r["final_test_acc"] for r in runs],
+            "final_val_acc": [r["final_val_acc"] for r in runs],
+            "drift": [None if r["diverged"] else float(run_drift(r, cfg.steps)[0]) for r in runs],
+            "drift_windows": [
+                None if r["diverged"] else run_drift(r, cfg.steps, WINDOWS).tolist() for r in runs
+            ],
+            **{f"steps_to_{t}": [steps_to(r, t) for r in runs] for t in TARGETS},
+            "diverged": sum(r["diverged"] for r in runs),
         }
+    out["bn"]["alg2_val_acc"] = [r["alg2_val_acc"] for r in result["bn"]]
     return out
+
+
+def summarize(m: dict) -> dict:
+    return {
+        key: {
+            "final_test_acc": mean_std(m[key]["final_test_acc"]),
+            "drift": mean_std(m[key]["drift"]),
+            "diverged": m[key]["diverged"],
+        }
+        for key in ("no_bn", "bn")
+    }
+
+
+# ----------------------------------------------------------------------------- init-insensitive
 
 
 @dataclass
-class NeighbourConfig:
+class InitConfig:
     base: Figure1Config = field(default_factory=Figure1Config)
-    neighbours: dict = field(default_factory=lambda: dict(NEIGHBOURS))
+    init_stds: list[float] = field(default_factory=lambda: list(INIT_STDS))
 
 
-def neighbours(cfg: NeighbourConfig) -> dict:
-    """Final test accuracy with and without BN at each neighbouring (lr, init std) choice."""
-    out = {}
-    for name, over in cfg.neighbours.items():
-        res = run(replace(cfg.base, overrides=over))
-        out[name] = {
-            k: {
-                "final_test_acc": [r["final_test_acc"] for r in v],
-                "diverged": [r["diverged"] for r in v],
-                "median_drift": [
-                    float(np.median(drift(r["percentiles"])["median_range"])) for r in v if not r["diverged"]
-                ],
-            }
-            for k, v in res.items()
-        }
+def init_sweep_arm(cfg: InitConfig, bn: bool) -> dict:
+    """One arm at every initial std, all seeds and inits as one batched group (init_std is per run)."""
+    key = "bn" if bn else "no_bn"
+    b = cfg.base
+    cells = [(std, s) for std in cfg.init_stds for s in b.seeds]
+    cfgs = [
+        paper_network(
+            b.steps,
+            s,
+            bn,
+            lr=b.lr[key],
+            init_std=std,
+            eval_every=b.eval_every,
+            data_dir=b.data_dir,
+            device=b.device,
+            final_train_acc=False,
+        )
+        for std, s in cells
+    ]
+    out: dict[str, list] = {}
+    for (std, _s), (_, h) in zip(cells, train_many(cfgs, desc=f"figure 1 inits {key}")):
+        out.setdefault(str(std), []).append(h["final_test_acc"])
     return out
+
+
+def init_sweep(cfg: InitConfig) -> dict:
+    arms = map_tasks(init_sweep_arm, [(cfg, False), (cfg, True)])
+    return {"no_bn": arms[0], "bn": arms[1]}
+
+
+def init_ranges(sweep: dict) -> dict[str, list[float | None]]:
+    """Per seed and arm: the range (max - min) of final test accuracy over the initial stds; a
+    diverged run counts as chance (0.1), since it is a failure to train from that init."""
+    out = {}
+    for key, by_std in sweep.items():
+        cols = list(by_std.values())
+        out[key] = [
+            max(0.1 if v is None else v for v in vals) - min(0.1 if v is None else v for v in vals)
+            for vals in zip(*cols)
+        ]
+    return out
+
+
+# ----------------------------------------------------------------------------- claims
+
+FIXED = "2026-11-25"
+_tune, _eval = profiles.tuning_seeds("quick"), profiles.eval_seeds("quick")
+_TS = f"{len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]})"
+_TS_AR = f"{len(_tune)} بذور ضبط ({_tune[0]}-{_tune[-1]})"
+_ES = f"{_eval[0]}-{_eval[-1]}"
+ARMS = (
+    "the Sec. 4.1 MLP (3 x 100 sigmoid units, mini-batches of 60, SGD momentum 0.9, N(0, 0.1²) init) without BN and with BN",
+    "شبكة القسم 4.1 (ثلاث طبقات من 100 وحدة سينية، حزم صغيرة من 60 مثالاً، انحدار عشوائي بزخم 0.9، تهيئة N(0, 0.1²)) دون تطبيع الحزمة ومعه",
+)
+TUNED = (
+    f"each arm's learning rate on its own, on the 2x grid {LR_GRID[0]:g} ... {LR_GRID[-1]:g}, by mean final validation accuracy over {_TS}; the evaluation seeds are {_ES}",
+    f"معدل التعلم لكل ذراع على حدة، على سلّم القيم المضاعف {LR_GRID[0]:g} ... {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {_TS_AR}؛ وبذور التقييم {_ES}",
+)
+
+
+def _acc_diff(m: dict):
+    return paired_t(m["bn"]["final_test_acc"], m["no_bn"]["final_test_acc"])
+
+
+def _faster(m: dict):
+    t = TARGETS[-1]
+    e = bootstrap_ratio_of_medians(
+        m["no_bn"][f"steps_to_{t}"], m["bn"][f"steps_to_{t}"], resolution=m["eval_every"]
+    )
+    reached = {k: sum(math.isfinite(s) for s in m[k][f"steps_to_{t}"]) for k in ("no_bn", "bn")}
+    return replace(e, note={"reached": reached, "target": t})
+
+
+def _drift_ratio(m: dict):
+    return log_ratio_t(m["no_bn"]["drift"], m["bn"]["drift"])
+
+
+def _init_ranges(m: dict):
+    return paired_t(m["no_bn"], m["bn"])
+
+
+CLAIMS = (
+    Claim(
+        "init-insensitive",
+        "With BN we need not be as careful about parameter initialization.",
+        "مع تطبيع الحزمة لا نحتاج إلى الحذر نفسه في تهيئة المعاملات.",
+        "paper 3.3 (source §4.1)",
+        "-",
+        "07_figure1",
+        "sec-fig1-neighbours",
+        Protocol(
+            2,
+            FIXED,
+            (
+                ARMS[0] + ", each at initial std 0.01, 0.1 and 1.0",
+                ARMS[1] + "، كل منهما بانحراف معياري ابتدائي 0.01 و0.1 و1.0",
+            ),
+            TUNED,
+            (
+                "per seed, the range of final test accuracy over the three initial stds (a diverged run counts as chance, 0.1); mean over seeds of that range without BN minus with BN",
+                "لكل بذرة، مدى دقة الاختبار النهائية عبر الانحرافات المعيارية الابتدائية الثلاثة (التشغيل المتباعد يُحسب بدقة الصدفة 0.1)؛ ومتوسط هذا المدى عبر البذور دون تطبيع الحزمة ناقص معه",
+            ),
+            "paired t",
+            "greater",
+            0.0,
+            changes=(
+                "v1 compared two mean accuracies over two inits with no interval, at one shared lr, n = 3; now three inits a decade apart, each arm at its tuned lr, n = 10, a paired t interval",
+                "قارن الإصدار 1 متوسطَي دقة عند تهيئتين دون مجال ثقة، بمعدل تعلم واحد مشترك، و n = 3؛ والآن ثلاث تهيئات بينها عشرة أضعاف، وكل ذراع بمعدل تعلمه المضبوط، و n = 10، ومجال t مزدوج",
+            ),
+        ),
+        _init_ranges,
+    ),
+    Claim(
+        "fig1-accuracy",
+        "On MNIST the BN network reaches a higher test accuracy (Figure 1a).",
+        "على MNIST تبلغ الشبكة المطبَّعة بالحزمة دقة اختبار أعلى (الشكل 1أ).",
+        "paper 4.1, Fig. 1(a)",
+        "no number (reproduction: 94.92% → 98.15%)",
+        "07_figure1",
+        "sec-fig1-accuracy",
+        Protocol(
+            2,
+            FIXED,
+            ARMS,
+            TUNED,
+            (
+                "final test accuracy with BN minus without, per seed (the test set read once per run)",
+                "دقة الاختبار النهائية مع تطبيع الحزمة ناقص دونه، لكل بذرة (تُقرأ مجموعة الاختبار مرة واحدة لكل تشغيل)",
+            ),
+            "paired t",
+            "greater",
+            0.0,
+            changes=(
+                "v1 judged 'higher and faster' together from mean ± std (n = 3) with both arms at lr 0.01; now 'higher' alone, each arm tuned, n = 10, a paired t interval; 'faster' is the claim fig1-faster",
+                "حكم الإصدار 1 على 'أعلى وأسرع' معاً من المتوسط ± الانحراف (n = 3) والذراعان بمعدل 0.01؛ والآن 'أعلى' وحدها، وكل ذراع مضبوطة، و n = 10، ومجال t مزدوج؛ أما 'أسرع' فهي الادعاء fig1-faster",
+            ),
+        ),
+        _acc_diff,
+    ),
+    Claim(
+        "fig1-faster",
+        "On MNIST the BN network trains faster (Figure 1a).",
+        "على MNIST تتدرب الشبكة المطبَّعة بالحزمة أسرع (الشكل 1أ).",
+        "paper 4.1, Fig. 1(a)",
+        "-",
+        "07_figure1",
+        "sec-fig1-accuracy",
+        Protocol(
+            1,
+            FIXED,
+            ARMS,
+            TUNED,
+            (
+                f"median steps to a fixed validation accuracy of {TARGETS[-1]} without BN divided by that with BN (a run that never reaches it counts as infinitely slow)",
+                f"وسيط عدد الخطوات حتى دقة تحقق ثابتة قدرها {TARGETS[-1]} دون تطبيع الحزمة مقسوماً على نظيره معه (التشغيل الذي لا يبلغها يُعدّ بطيئاً بلا حد)",
+            ),
+            "bootstrap ratio of medians",
+            "greater",
+            1.0,
+            scale="ratio",
+        ),
+        _faster,
+    ),
+    Claim(
+        "fig1-stable-inputs",
+        "With BN the distribution of sigmoid inputs stays stable; without it drifts (Figure 1b, c).",
+        "مع تطبيع الحزمة يبقى توزيع مدخلات الدالة السينية مستقراً؛ ودونه ينجرف (الشكل 1ب، ج).",
+        "paper 4.1, Fig. 1(b, c)",
+        "-",
+        "07_figure1",
+        "sec-fig1-drift",
+        Protocol(
+            2,
+            FIXED,
+            ARMS,
+            TUNED,
+            (
+                "per seed, the median over the 100 last-layer sigmoids of the range of the input's median after the warm-up (first 10% of steps), in units of its mean 15-85 percentile spread, measured in train mode; geometric mean over seeds of that drift without BN divided by with BN",
+                "لكل بذرة، الوسيط عبر الدوال السينية المئة في الطبقة الأخيرة لمدى وسيط المدخل بعد الإحماء (أول 10% من الخطوات)، بوحدات متوسط التشتت بين المئين 15 و85، مقيساً في وضع التدريب؛ والمتوسط الهندسي عبر البذور لهذا الانجراف دون تطبيع الحزمة مقسوماً عليه معه",
+            ),
+            "t on log ratios",
+            "greater",
+            2.0,
+            scale="ratio",
+            changes=(
+                "v1 measured in eval mode from step 1 (running averages that had seen one batch: a warm-up artifact), one shared lr, n = 3, no interval; now train mode, warm-up excluded, each arm tuned, n = 10, a t interval on the log ratio; the margin (BN drifts less than half as much) is v1's",
+                "قاس الإصدار 1 في وضع الاستدلال من الخطوة 1 (متوسطات متحركة لم ترَ إلا حزمة واحدة: أثر إحماء)، بمعدل تعلم مشترك، و n = 3، دون مجال ثقة؛ والآن في وضع التدريب، مع استبعاد الإحماء، وكل ذراع مضبوطة، و n = 10، ومجال t على لوغاريتم النسبة؛ والهامش (انجراف تطبيع الحزمة أقل من نصف الآخر) هو هامش الإصدار 1",
+            ),
+        ),
+        _drift_ratio,
+    ),
+)

@@ -1,10 +1,17 @@
 """Chapter "Training and inference" (paper Sec. 3.1, Algorithm 2).
 
-methods     test accuracy of one trained BN conv net with its population statistics taken four
-            ways: Algorithm 2 (k training batches, unbiased), torch's moving average (momentum
-            0.1), the cumulative average (momentum None), and the test batch's own statistics
-k_sweep     how many training mini-batches k Algorithm 2 needs before accuracy stops changing
-small_batches  train with m = 2 ... 64: the gap between train-mode and eval-mode outputs
+methods     test accuracy of the trained BN conv nets of chapter 02 (the evaluation seeds) with their
+            population statistics taken three ways: Algorithm 2 (k training batches, unbiased),
+            torch's moving average (momentum 0.1) and the test batch's own statistics; and, for the
+            first net only (it needs one more training run), the cumulative average (momentum None)
+k_sweep     how many training mini-batches k Algorithm 2 needs before validation accuracy stops
+            changing (validation only: this is where k would be chosen)
+small_batches  train with m = 2 ... 64: the gap between train-mode and eval-mode outputs, on
+            validation data
+
+Algorithm 2 reads training batches only; every choice reads validation; the test set is read only
+for the claim's final comparison (`methods`). Claim (CLAIMS): alg2-moving-average, an equivalence
+claim tested by TOST. Profile numbers: bnpaper.profiles ("population"; the nets: "conv").
 """
 
 from __future__ import annotations
@@ -17,29 +24,11 @@ import torch
 from torch import nn
 
 from bnpaper import data as data_mod
+from bnpaper import protocol
+from bnpaper.device import resolve_device
 from bnpaper.engine import trained_many
 from bnpaper.inference import bn_layers, estimate_population_statistics
 from bnpaper.train import TrainConfig, accuracy, trained
-
-PROFILES = {
-    "smoke": {"ks": [1, 2, 5], "k_seeds": 2, "k_methods": 5, "ms": [2, 8, 64], "examples": 1280, "seeds": 2},
-    "quick": {
-        "ks": [1, 2, 3, 5, 10, 20, 50],
-        "k_seeds": 5,
-        "k_methods": 50,
-        "ms": [2, 4, 8, 16, 64],
-        "examples": 8000,
-        "seeds": 3,
-    },
-    "paper": {
-        "ks": [1, 2, 3, 5, 10, 20, 50, 100],
-        "k_seeds": 10,
-        "k_methods": 100,
-        "ms": [2, 4, 8, 16, 64],
-        "examples": 32000,
-        "seeds": 3,
-    },
-}
 
 
 def _training_batches(x: torch.Tensor, m: int, k: int, seed: int) -> list[torch.Tensor]:
@@ -54,14 +43,14 @@ def _training_batches(x: torch.Tensor, m: int, k: int, seed: int) -> list[torch.
 
 
 def _shuffled(x: torch.Tensor, y: torch.Tensor, seed: int = 0):
-    """Test examples in a fixed random order, so test mini-batches are not sorted by class."""
+    """Examples in a fixed random order, so their mini-batches are not sorted by class."""
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed)).to(y.device)
     return x[perm], y[perm]
 
 
 @torch.no_grad()
 def batch_stats_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: int) -> float:
-    """Accuracy when every BN layer uses the statistics of the test mini-batch itself (size m)."""
+    """Accuracy when every BN layer uses the statistics of the evaluated mini-batch itself (size m)."""
     x, y = _shuffled(x, y)
     net = copy.deepcopy(model).eval()
     for bn in bn_layers(net).values():
@@ -73,39 +62,51 @@ def batch_stats_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: 
 
 @dataclass
 class MethodsConfig:
-    train: TrainConfig = field(default_factory=TrainConfig)  # the BN conv net (bn=True)
+    train: TrainConfig = field(default_factory=TrainConfig)  # the BN conv net (bn=True), but its seed
+    seeds: list[int] | None = None  # the trained nets (None: train.seed alone); cumulative: the first
     k: int = 50  # training mini-batches for Algorithm 2
-    seed: int = 0  # which k batches
+    batch_seed: int = 0  # net s draws its k batches with seed batch_seed + s
 
 
 def methods(cfg: MethodsConfig) -> dict:
-    """Test accuracy of one set of trained weights under four choices of BN statistics.
+    """Test accuracy of each trained net under each choice of BN statistics (per-net lists).
 
     Running statistics never influence training (training-mode BN uses batch statistics), so the
-    net trained with momentum 0.1 and with momentum None (cumulative) has identical weights; the
-    run checks that instead of assuming it.
+    first net trained again with momentum None (cumulative) has identical weights; the run checks
+    that instead of assuming it.
     """
-    ema_model, hist = trained(replace(cfg.train, bn_momentum=0.1), desc="convnet bn (EMA)")
-    cum_model, _ = trained(replace(cfg.train, bn_momentum=None), desc="convnet bn (cumulative)")
-    same = all(torch.equal(a, b) for a, b in zip(ema_model.parameters(), cum_model.parameters()))
+    seeds = cfg.seeds if cfg.seeds is not None else [cfg.train.seed]
+    nets = trained_many([replace(cfg.train, bn_momentum=0.1, seed=s) for s in seeds], desc="convnet bn (EMA)")
+    threads = torch.get_num_threads()
+    if resolve_device(cfg.train.device).type == "cpu":  # one thread, as the engine's workers train conv
+        torch.set_num_threads(1)  # nets: the same reductions, so the weights can be equal bit for bit
+    try:
+        cumulative = replace(cfg.train, bn_momentum=None, seed=seeds[0])
+        cum_model, _ = trained(cumulative, desc="convnet bn (cumulative)")
+    finally:
+        torch.set_num_threads(threads)
+    ema_first = nets[0][0]
+    same = all(torch.equal(a, b) for a, b in zip(ema_first.parameters(), cum_model.parameters()))
     ds = data_mod.load(cfg.train.data_dir)
-    dev = next(ema_model.parameters()).device
-    x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
-    alg2 = copy.deepcopy(ema_model)
-    estimate_population_statistics(
-        alg2, [b.to(dev) for b in _training_batches(ds.x_train, cfg.train.batch_size, cfg.k, cfg.seed)]
-    )
+    acc: dict[str, list[float]] = {"algorithm2": [], "moving_average": [], "test_batch": []}
+    for s, (ema_model, _) in zip(seeds, nets):
+        dev = next(ema_model.parameters()).device
+        x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
+        alg2 = copy.deepcopy(ema_model)
+        batches = _training_batches(ds.x_train, cfg.train.batch_size, cfg.k, cfg.batch_seed + s)
+        estimate_population_statistics(alg2, [b.to(dev) for b in batches])  # Alg. 2, training data only
+        acc["algorithm2"].append(accuracy(alg2, x_te, y_te))
+        acc["moving_average"].append(accuracy(ema_model, x_te, y_te))
+        acc["test_batch"].append(batch_stats_accuracy(ema_model, x_te, y_te, cfg.train.batch_size))
+    dev = next(cum_model.parameters()).device
+    acc["cumulative"] = [accuracy(cum_model, ds.x_test.to(dev), ds.y_test.to(dev))]
     return {
+        "seeds": seeds,
+        "cumulative_seed": seeds[0],
         "identical_weights": same,
-        "acc": {
-            "algorithm2": accuracy(alg2, x_te, y_te),
-            "moving_average": accuracy(ema_model, x_te, y_te),
-            "cumulative": accuracy(cum_model, x_te, y_te),
-            "test_batch": batch_stats_accuracy(ema_model, x_te, y_te, cfg.train.batch_size),
-        },
+        "acc": acc,
         "k": cfg.k,
         "m": cfg.train.batch_size,
-        "train_history": {k: v for k, v in hist.items() if not k.startswith("_")},
     }
 
 
@@ -117,10 +118,12 @@ class KSweepConfig:
 
 
 def k_sweep(cfg: KSweepConfig) -> dict:
+    """Validation accuracy of one trained net with Algorithm 2's statistics from k training batches,
+    for every k and every draw of the batches (the test set is not read)."""
     model, _ = trained(replace(cfg.train, bn_momentum=0.1), desc="convnet bn (EMA)")
     ds = data_mod.load(cfg.train.data_dir)
     dev = next(model.parameters()).device
-    x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
+    x_va, y_va = ds.x_val.to(dev), ds.y_val.to(dev)
     acc = {}
     for k in cfg.ks:
         acc[str(k)] = []
@@ -129,8 +132,8 @@ def k_sweep(cfg: KSweepConfig) -> dict:
             estimate_population_statistics(
                 net, [b.to(dev) for b in _training_batches(ds.x_train, cfg.train.batch_size, k, s)]
             )
-            acc[str(k)].append(accuracy(net, x_te, y_te))
-    return {"acc": acc, "m": cfg.train.batch_size}
+            acc[str(k)].append(accuracy(net, x_va, y_va))
+    return {"val_acc": acc, "m": cfg.train.batch_size}
 
 
 @dataclass
@@ -146,7 +149,7 @@ class SmallBatchConfig:
 
 @torch.no_grad()
 def train_eval_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: int) -> dict:
-    """On test mini-batches of size m: logits in train mode (batch statistics) vs eval mode."""
+    """On mini-batches of size m (of the examples given): logits in train mode (batch statistics) vs eval mode."""
     x, y = _shuffled(x, y)
     net_train = copy.deepcopy(model).eval()
     for bn in bn_layers(net_train).values():
@@ -174,25 +177,98 @@ def small_batches(cfg: SmallBatchConfig) -> dict:
             lr=cfg.train.lr * m / cfg.base_lr_m,
             steps=max(1, cfg.examples // m),
             eval_every=max(1, cfg.examples // m),
+            read_test=False,
         )
         for m, s in cells
     ]
     out: dict[str, list] = {}
     for (m, s), tc, (model, hist) in zip(cells, cfgs, trained_many(cfgs, desc="convnet small batches")):
         dev = next(model.parameters()).device
-        x_te, y_te = ds.x_test.to(dev), ds.y_test.to(dev)
+        x_va, y_va = (
+            ds.x_val.to(dev),
+            ds.y_val.to(dev),
+        )  # validation: this chapter reads test only for its claim
         row = {"seed": s, "steps": tc.steps, "lr": tc.lr, "diverged": hist["diverged"]}
         if not hist["diverged"]:
             row.update(
-                eval_acc=accuracy(model, x_te, y_te),
-                train_mode_acc=batch_stats_accuracy(model, x_te, y_te, m),
-                **train_eval_gap(model, x_te, y_te, m),
+                val_eval_acc=accuracy(model, x_va, y_va),
+                val_train_mode_acc=batch_stats_accuracy(model, x_va, y_va, m),
+                **train_eval_gap(model, x_va, y_va, m),
             )
         out.setdefault(str(m), []).append(row)
     return out
 
 
 def summarize_k(result: dict) -> dict[str, tuple[float, float]]:
+    """Mean and std of the validation accuracy over the draws, per k."""
     return {
-        k: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for k, v in result["acc"].items()
+        k: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0)
+        for k, v in result["val_acc"].items()
     }
+
+
+# ----------------------------------------------------------------------------- claim
+
+MARGIN = 0.005  # half a point of test accuracy: 5 of the 1,000 test digits (see the protocol)
+
+
+def estimate_alg2(m: dict) -> protocol.Estimate:
+    """Mean over the nets of test accuracy with Algorithm 2 minus with the moving average (paired:
+    the same weights), Student t; TOST reads its 90% interval."""
+    return protocol.paired_t(m["algorithm2"], m["moving_average"])
+
+
+CLAIMS: tuple[protocol.Claim, ...] = (
+    protocol.Claim(
+        "alg2-moving-average",
+        "Moving averages can stand in for Algorithm 2's population statistics.",
+        "يمكن للمتوسطات المتحركة أن تحل محل إحصاءات المجتمع في الخوارزمية 2.",
+        "paper 3.1, Alg. 2",
+        "-",
+        "03_inference",
+        "sec-alg2-methods",
+        protocol.Protocol(
+            version=2,
+            fixed="2026-11-25",
+            arms=(
+                "the trained BN conv nets of chapter 02 (evaluation seeds), each evaluated with Algorithm 2's "
+                "statistics (k training mini-batches of m = 64, fixed by the profile) and with torch's moving "
+                "average (momentum 0.1): the same weights in both arms",
+                "الشبكات الالتفافية المطبعة بالحزمة المدرَّبة في الفصل 02 (بذور التقييم)، تُقيَّم كل منها "
+                "بإحصاءات الخوارزمية 2 (k حزمة تدريب صغيرة بحجم m = 64، يحددها الملف الشخصي) وبالمتوسط "
+                "المتحرك في torch (الزخم 0.1): الأوزان نفسها في الذراعين",
+            ),
+            tuned=(
+                "nothing: both arms use the same trained weights; k is fixed by the profile, and the validation "
+                "sweep over k shows whether it suffices",
+                "لا شيء: يستخدم الذراعان الأوزان المدرَّبة نفسها؛ ويحدد الملف الشخصي k، ويُظهر المسح على k "
+                "ببيانات التحقق إن كان كافياً",
+            ),
+            statistic=(
+                "mean over the nets of (test accuracy with Algorithm 2 - test accuracy with the moving average)",
+                "متوسط الفرق عبر الشبكات (دقة الاختبار بالخوارزمية 2 - دقة الاختبار بالمتوسط المتحرك)",
+            ),
+            interval="paired t",
+            kind="equivalent",
+            margin=MARGIN,
+            changes=(
+                "v1 compared one net and called a gap within max(spread over draws of the batches, 0.005) "
+                "holds and anything else partly, so it could never say does not hold. v2 is an equivalence "
+                "test (TOST) over the evaluation nets (10 in quick) with a margin fixed in advance: 0.005, half a "
+                "point, is 5 of the 1,000 embedded test digits and about one binomial standard error of a single net's test accuracy "
+                "near 97% (0.0054), so a mean difference inside it is smaller than what the test set can "
+                "resolve for one net; a 95% interval wholly outside it gives does not hold",
+                "قارن الإصدار 1 شبكة واحدة وعدّ الفرق ضمن max(التشتت عبر سحوبات الحزم، 0.005) «يصح» وما "
+                "عداه «يصح جزئياً»، فلم يكن يستطيع أن يقول «لا يصح». والإصدار 2 اختبار تكافؤ (TOST) على "
+                "شبكات التقييم (10 في quick) بهامش مثبَّت مسبقاً: 0.005، أي نصف نقطة، هو 5 من أرقام الاختبار "
+                "المضمّنة الـ 1,000، "
+                "ونحو خطأ معياري ثنائي الحدين واحد لدقة اختبار شبكة واحدة قرب 97% (0.0054)، فمتوسط فرق "
+                "داخله أصغر مما تستطيع بيانات الاختبار تمييزه لشبكة واحدة؛ ومجال ثقة 95% يقع كله "
+                "خارجه يعني «لا يصح»",
+            ),
+            trains=True,
+        ),
+        estimate_alg2,
+    ),
+)
+TUNINGS: tuple = ()  # nothing tuned: both arms are the same trained weights

@@ -1,42 +1,169 @@
 """Chapter "BN regularizes the model" (paper Sec. 3.4, source text 4.2).
 
 nondeterminism  one training example's logits and one hidden unit's BN output, recomputed with
-                many different mini-batch companions: their spread as a function of m
-dropout_grid    {no BN, BN} x {dropout 0, 0.5}: train and test accuracy, generalization gap
+                many different mini-batch companions, in each of the trained BN nets: their spread
+                as a function of m (training mode), and the same example in eval mode
+dropout_grid    {no BN, BN} x {Dropout 0, 0.5}, each cell at its OWN tuned learning rate (issue 11,
+                item 10: regularization is confounded with optimization): train / validation / test
+                accuracy and the training loss per seed, so that a higher test accuracy can be told
+                from faster fitting
+frozen_runs     "BN with frozen statistics": the BN net trained with mini-batch statistics for a
+                warm-up, then normalizing with the fixed running statistics (no mini-batch noise
+                from then on), to isolate BN's noise from the rest of what BN does
+
+The claims (`CLAIMS`) and the four tuned cells (`TUNINGS`) live here; the settings per profile in
+`bnpaper.profiles.SETTINGS["regularization"]`.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 from dataclasses import dataclass, field, replace
 
 import torch
 
 from bnpaper import data as data_mod
-from bnpaper.engine import trained_many
+from bnpaper import functional as F
+from bnpaper import profiles, protocol, tuning
+from bnpaper.engine import map_tasks, trained_many
+from bnpaper.experiments import conv
 from bnpaper.inference import bn_layers
+from bnpaper.layers import BatchNorm
+from bnpaper.models import Dropout
 from bnpaper.train import TrainConfig, trained
+from bnpaper.train import train as train_loop
+
+# ----------------------------------------------------------------------------- cells and tuning
+
+CELLS: dict[str, tuple[bool, float]] = {  # name -> (bn, dropout rate)
+    "no_bn-d0": (False, 0.0),
+    "no_bn-d0.5": (False, 0.5),
+    "bn-d0": (True, 0.0),
+    "bn-d0.5": (True, 0.5),
+}
+FROZEN = "bn-frozen"  # the fifth arm: BN with its statistics frozen after a warm-up
+LR_GRID = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8)  # a 2x grid, the same for every cell
+
+
+def cell_config(
+    cell: str, profile: str, seed: int = 0, device: str = "cpu", data_dir: str = "", **kw
+) -> TrainConfig:
+    """The conv net of chapters 02-04 (`conv.base_config`) as one cell of the grid, with this
+    chapter's steps (profiles.SETTINGS["regularization"]); lr is the tuned one, set by the caller."""
+    bn, p = CELLS[cell]
+    s = profiles.settings("regularization", profile)
+    fields = dict(steps=s["steps"], eval_every=s["eval_every"], bn=bn, dropout=p, seed=seed)
+    fields.update(kw)
+    return conv.base_config(profile, device=device, data_dir=data_dir, **fields)
+
+
+def _base_fn(cell: str):
+    def base(profile: str, seed: int) -> TrainConfig:
+        return cell_config(cell, profile, seed)
+
+    base.__name__ = f"base_{cell.replace('-', '_').replace('.', '')}"
+    return base
+
+
+def _frozen_trainer(cfgs: list[TrainConfig], profile: str) -> list[dict]:
+    """Tuning runs of the frozen-statistics arm (its own learning rate: stale statistics may not
+    tolerate BN's), spread over the worker processes."""
+    warmup = profiles.settings("regularization", profile)["warmup"]
+    return map_tasks(train_frozen, [(c, warmup) for c in cfgs])
+
+
+TUNINGS: tuple[tuning.Tuning, ...] = tuple(
+    tuning.Tuning(key=f"regularization/{cell}", field="lr", grid=LR_GRID, base=_base_fn(cell))
+    for cell in CELLS
+) + (tuning.Tuning(f"regularization/{FROZEN}", "lr", LR_GRID, _base_fn("bn-d0"), trainer=_frozen_trainer),)
+TUNING_BY_CELL = {t.key.split("/", 1)[1]: t for t in TUNINGS}
+
+
+# ----------------------------------------------------------------------------- BN with frozen statistics
+
+
+class FrozenStatsBatchNorm(BatchNorm):
+    """bnpaper's BatchNorm that always normalizes with its stored running statistics (Alg. 2's
+    affine map), in training mode too, and never updates them: no mini-batch statistics, so no
+    mini-batch noise. gamma and beta still learn (the gradient flows through the fixed affine map).
+
+    A module becomes one by `freeze_batch_statistics` (its class is swapped in place: same
+    parameters, same buffers, the optimizer keeps them). Because the behaviour is the class's, not
+    the train / eval flag's, `train.accuracy` toggling model.train() / model.eval() cannot undo it.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        F.check_input(x, self.num_features, training=False)
+        return self._inference(x)
+
+
+def freeze_batch_statistics(model: torch.nn.Module) -> int:
+    """Make every bnpaper BatchNorm of model a FrozenStatsBatchNorm; returns how many were frozen."""
+    n = 0
+    for mod in model.modules():
+        if isinstance(mod, BatchNorm) and not isinstance(mod, FrozenStatsBatchNorm):
+            if not mod.track_running_stats:
+                raise ValueError("freezing needs running statistics (track_running_stats=True)")
+            mod.__class__ = FrozenStatsBatchNorm
+            n += 1
+    return n
+
+
+def train_frozen(cfg: TrainConfig, warmup: int) -> dict:
+    """train.train with mini-batch statistics for `warmup` steps, then frozen statistics (the
+    running averages at that step). Returns the history (with frozen_at and frozen_layers)."""
+    if not cfg.bn:
+        raise ValueError("the frozen-statistics arm is a BN network (bn=True)")
+    if not 1 <= warmup < cfg.steps:
+        raise ValueError(f"warmup must be in [1, steps), got {warmup} with {cfg.steps} steps")
+    frozen = {}
+
+    def hook(step: int, model: torch.nn.Module) -> None:
+        if step == warmup:
+            frozen["layers"] = freeze_batch_statistics(model)
+
+    _, hist = train_loop(cfg, on_step=hook, desc="convnet bn, frozen statistics")
+    hist = {k: v for k, v in hist.items() if not k.startswith("_")}
+    hist["frozen_at"] = warmup if frozen else None  # None: diverged during the warm-up
+    hist["frozen_layers"] = frozen.get("layers", 0)
+    return hist
+
+
+# ----------------------------------------------------------------------------- nondeterminism
 
 
 @dataclass
 class NondeterminismConfig:
-    train: TrainConfig = field(default_factory=TrainConfig)  # the trained BN conv net
+    train: TrainConfig = field(default_factory=TrainConfig)  # one trained BN conv net
     ms: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128])
     draws: int = 200  # different sets of companions per m
     example: int = 0  # index of the training example followed
     unit: int = 0  # hidden unit of the last BN layer followed
-    seed: int = 0  # which companions
+    seed: int = 0  # which companions (the same draws for every net)
+
+
+def _bn_train_mode(net: torch.nn.Module) -> None:
+    """Training mode for BN (mini-batch statistics), eval mode for dropout (isolate BN's noise)."""
+    net.train()
+    for mod in net.modules():
+        if isinstance(mod, (torch.nn.Dropout, Dropout)):
+            mod.eval()
+
+
+def nondeterminism(cfg: NondeterminismConfig) -> dict:
+    """Std over draws of the example's outputs when its m - 1 companions change (training mode),
+    and the largest change of its logits over the same draws in eval mode (0 if deterministic)."""
+    model, _ = trained(replace(cfg.train, bn=True), desc="convnet bn")  # trains (with grad) if not stored
+    return _spread(model, cfg)
 
 
 @torch.no_grad()
-def nondeterminism(cfg: NondeterminismConfig) -> dict:
-    """Std over draws of the example's outputs when its m - 1 companions change (train mode)."""
-    model, _ = trained(replace(cfg.train, bn=True), desc="convnet bn")
-    net = copy.deepcopy(model).train()  # training mode: BN uses the mini-batch's statistics
-    for mod in net.modules():
-        if isinstance(mod, torch.nn.Dropout):
-            mod.eval()  # isolate BN's noise from dropout's
+def _spread(model: torch.nn.Module, cfg: NondeterminismConfig) -> dict:
+    net = copy.deepcopy(model)  # its training-mode calls below move its running statistics
+    ref = copy.deepcopy(model).eval()  # so eval mode is read from an untouched copy
     last_bn = list(bn_layers(net).values())[-1]
     captured = {}
     last_bn.register_forward_hook(lambda mod, inp, out: captured.__setitem__("y", out[0, cfg.unit].item()))
@@ -45,84 +172,383 @@ def nondeterminism(cfg: NondeterminismConfig) -> dict:
     x = ds.x_train.to(dev)
     others = torch.cat([torch.arange(cfg.example), torch.arange(cfg.example + 1, len(x))])
     g = torch.Generator().manual_seed(cfg.seed)
-    out = {}
+    out: dict = {}
+    eval_diff = 0.0
     for m in cfg.ms:
-        logits, hidden = [], []
+        logits, hidden, eval_logits = [], [], []
         for _ in range(cfg.draws):
             comp = others[torch.randperm(len(others), generator=g)[: m - 1]]
             batch = torch.cat([x[cfg.example : cfg.example + 1], x[comp.to(dev)]])  # the example first
+            _bn_train_mode(net)  # BN with the mini-batch's statistics, dropout off
             logits.append(net(batch)[0])
             hidden.append(captured["y"])
+            eval_logits.append(ref(batch)[0])  # Alg. 2: the same example and companions, fixed statistics
         L = torch.stack(logits)  # (draws, 10)
+        E = torch.stack(eval_logits)
+        eval_diff = max(eval_diff, (E - E[0]).abs().max().item())
         out[str(m)] = {
             "logit_std": L.std(0).mean().item(),  # per-logit std over draws, averaged over the 10 logits
             "hidden_std": statistics.stdev(hidden),
             "pred_changes": int((L.argmax(1) != L.argmax(1).mode().values).sum().item()),
         }
-    net.eval()
-    det = [net(x[cfg.example : cfg.example + 1])[0] for _ in range(3)]
-    out["eval_mode_max_diff"] = max((d - det[0]).abs().max().item() for d in det)
+    out["eval_mode_max_diff"] = eval_diff
+    out["seed"] = cfg.train.seed
     return out
 
 
 @dataclass
+class NondeterminismManyConfig:
+    nets: list[TrainConfig] = field(default_factory=list)  # the trained BN nets (one per evaluation seed)
+    ms: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128])
+    draws: int = 200
+    example: int = 0
+    unit: int = 0
+    seed: int = 0
+
+
+def nondeterminism_many(cfg: NondeterminismManyConfig) -> list[dict]:
+    """`nondeterminism` for every net, spread over the worker processes."""
+    one = [NondeterminismConfig(n, cfg.ms, cfg.draws, cfg.example, cfg.unit, cfg.seed) for n in cfg.nets]
+    return map_tasks(nondeterminism, [(c,) for c in one])
+
+
+def nondeterminism_measurement(per_net: list[dict], ms: list[int]) -> dict:
+    """The claim's measurement: per-net logit std at the smallest and the largest m, eval diffs."""
+    small, large = str(min(ms)), str(max(ms))
+    return {
+        "m_small": min(ms),
+        "m_large": max(ms),
+        "std_small": [r[small]["logit_std"] for r in per_net],
+        "std_large": [r[large]["logit_std"] for r in per_net],
+        "eval_diff": [r["eval_mode_max_diff"] for r in per_net],
+    }
+
+
+# ----------------------------------------------------------------------------- the grid and the frozen arm
+
+
+@dataclass
 class GridConfig:
-    base: TrainConfig = field(default_factory=TrainConfig)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    dropouts: list[float] = field(default_factory=lambda: [0.0, 0.5])
+    base: TrainConfig = field(default_factory=TrainConfig)  # everything but bn, dropout, lr and seed
+    lrs: dict[str, float] = field(default_factory=lambda: {c: 0.05 for c in CELLS})  # tuned, per cell
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+
+    def config(self, cell: str, seed: int) -> TrainConfig:
+        bn, p = CELLS[cell]
+        return replace(self.base, bn=bn, dropout=p, lr=self.lrs[cell], seed=seed)
 
 
-def dropout_grid(cfg: GridConfig) -> dict:
-    cells = [(bn, p, s) for bn in (False, True) for p in cfg.dropouts for s in cfg.seeds]
-    done = trained_many(
-        [replace(cfg.base, bn=bn, dropout=p, seed=s) for bn, p, s in cells], desc="dropout grid"
-    )
-    runs: dict[str, list] = {}
-    for (bn, p, s), (_, h) in zip(cells, done):
-        gap = None if h["diverged"] else h["final_train_acc"] - h["final_test_acc"]
-        runs.setdefault(f"{'bn' if bn else 'no_bn'}|dropout={p}", []).append(
-            {
-                "seed": s,
-                "diverged": h["diverged"],
-                "train_acc": h["final_train_acc"],
-                "test_acc": h["final_test_acc"],
-                "gap": gap,
-            }
-        )
+def _row(seed: int, h: dict) -> dict:
+    """One run's numbers: accuracies (None if diverged), the training loss and the curves."""
+    ok = not h["diverged"]
+    return {
+        "seed": seed,
+        "diverged": h["diverged"],
+        "train_acc": h["final_train_acc"] if ok else None,
+        "val_acc": h["final_val_acc"] if ok else None,
+        "test_acc": h["final_test_acc"] if ok else None,
+        "gap": h["final_train_acc"] - h["final_test_acc"] if ok else None,
+        "final_loss": h["loss"][-1] if ok and h["loss"] else None,  # training loss, last evaluation window
+        "eval_steps": h["eval_steps"],
+        "loss": h["loss"],
+        "val_curve": h["val_acc"],
+    }
+
+
+def dropout_grid(cfg: GridConfig) -> dict[str, list[dict]]:
+    """Train every cell for every seed (each cell at its own lr); rows by cell."""
+    cells = [(c, s) for c in CELLS for s in cfg.seeds]
+    done = trained_many([cfg.config(c, s) for c, s in cells], desc="dropout grid")
+    runs: dict[str, list] = {c: [] for c in CELLS}
+    for (c, s), (_, h) in zip(cells, done):
+        runs[c].append(_row(s, h))
     return runs
 
 
-def summarize_grid(runs: dict) -> dict[str, dict[str, tuple[float, float]]]:
+@dataclass
+class FrozenConfig:
+    train: TrainConfig = field(default_factory=TrainConfig)  # the BN cell's config (bn-d0, its tuned lr)
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    warmup: int = 5  # steps with mini-batch statistics before they are frozen
+
+
+def frozen_runs(cfg: FrozenConfig) -> list[dict]:
+    """The frozen-statistics arm, one run per seed, spread over the worker processes."""
+    hists = map_tasks(train_frozen, [(replace(cfg.train, seed=s), cfg.warmup) for s in cfg.seeds])
+    return [
+        {**_row(s, h), "frozen_at": h["frozen_at"], "frozen_layers": h["frozen_layers"]}
+        for s, h in zip(cfg.seeds, hists)
+    ]
+
+
+def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Mean and std over seeds of every per-run number, per arm (diverged runs left out, counted)."""
     out = {}
-    for key, rows in runs.items():
-        out[key] = {}
-        for metric in ("train_acc", "test_acc", "gap"):
+    for arm, rows in runs.items():
+        out[arm] = {"n": len(rows), "diverged": sum(r["diverged"] for r in rows)}
+        for metric in ("train_acc", "val_acc", "test_acc", "gap", "final_loss"):
             vals = [r[metric] for r in rows if r[metric] is not None]
-            out[key][metric] = (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
-        out[key]["n"] = len(rows)
-        out[key]["diverged"] = sum(r["diverged"] for r in rows)
+            out[arm][metric] = (
+                statistics.fmean(vals) if vals else math.nan,
+                statistics.stdev(vals) if len(vals) > 1 else 0.0,
+            )
     return out
 
 
-def dropout_verdict(summary: dict) -> dict:
-    """Does "BN reduces the need for Dropout" hold here? Decided from the numbers:
+def per_seed(runs: dict[str, list[dict]], metric: str) -> dict[str, list]:
+    """{arm: [metric per seed]} in seed order (None where a run diverged): what the claims read."""
+    return {arm: [r[metric] for r in sorted(rows, key=lambda r: r["seed"])] for arm, rows in runs.items()}
 
-    holds      : BN without dropout reaches at least the test accuracy of no-BN with dropout, and
-                 adding dropout to BN does not raise test accuracy by more than one (pooled) std
-    partly     : one of the two holds
-    not        : neither
-    """
-    bn0, bn5 = summary["bn|dropout=0.0"]["test_acc"], summary["bn|dropout=0.5"]["test_acc"]
-    nb5 = summary["no_bn|dropout=0.5"]["test_acc"]
-    noise = max(bn0[1], bn5[1], nb5[1], 1e-4)
-    replaces = bn0[0] >= nb5[0] - noise
-    no_gain = bn5[0] - bn0[0] <= noise
-    verdict = "holds" if replaces and no_gain else ("partly" if replaces or no_gain else "does_not_hold")
+
+def grid_measurement(runs: dict[str, list[dict]]) -> dict:
+    """The measurement the three training claims read: per-seed test accuracy per arm (paired by
+    seed: same initialization and batch order), with train accuracy and training loss beside it."""
     return {
-        "verdict": verdict,
-        "bn_alone_vs_dropout_alone": bn0[0] - nb5[0],
-        "dropout_gain_with_bn": bn5[0] - bn0[0],
-        "noise": noise,
-        "bn_replaces_dropout": replaces,
-        "dropout_adds_nothing_to_bn": no_gain,
+        "seeds": [r["seed"] for r in sorted(next(iter(runs.values())), key=lambda r: r["seed"])],
+        "test_acc": per_seed(runs, "test_acc"),
+        "train_acc": per_seed(runs, "train_acc"),
+        "final_loss": per_seed(runs, "final_loss"),
     }
+
+
+# ----------------------------------------------------------------------------- estimates (pure)
+
+
+def estimate_nondeterminism(m: dict) -> protocol.Estimate:
+    """Mean over nets of ln(std at the smallest m / std at the largest m), Student t.
+
+    Eval-mode determinism is the measurement's precondition: if any net's eval-mode output moved
+    with its companions (eval_diff != 0 exactly), the spread in training mode cannot be credited
+    to BN's mini-batch statistics, so the statistic is NaN (inconclusive). A net whose std is 0 at
+    both m adds ln 1 = 0 (no decrease); a single zero std (an infinite log ratio, which no t
+    interval can hold) makes the statistic NaN too.
+    """
+    small, large, diffs = m["std_small"], m["std_large"], m["eval_diff"]
+    if len(small) != len(large) or len(small) != len(diffs):
+        raise ValueError("std_small, std_large and eval_diff need one value per net")
+    method = "t"
+    if any(d is None or d != 0 for d in diffs):
+        return protocol.Estimate(
+            math.nan, math.nan, math.nan, len(small), method, note={"eval_mode_nondeterministic": True}
+        )
+    logs = []
+    for a, b in zip(small, large):
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) or a < 0 or b < 0:
+            raise ValueError(f"a standard deviation is a finite number >= 0, got {a!r} and {b!r}")
+        if a == 0 and b == 0:
+            logs.append(0.0)  # no spread at either m: no decrease
+        elif a == 0 or b == 0:  # an infinite log ratio: no t interval can hold it
+            return protocol.Estimate(
+                math.nan, math.nan, math.nan, len(small), method, note={"zero_std": True}
+            )
+        else:
+            logs.append(math.log(a / b))
+    return protocol.one_sample_t(logs)
+
+
+def estimate_reduces_dropout(m: dict) -> protocol.Estimate:
+    """Test accuracy of BN without Dropout minus BN with Dropout, paired by seed (for TOST)."""
+    t = m["test_acc"]
+    return protocol.paired_t(t["bn-d0"], t["bn-d0.5"])
+
+
+def estimate_generalization(m: dict) -> protocol.Estimate:
+    """Test accuracy of BN minus no BN (both without Dropout), paired by seed."""
+    t = m["test_acc"]
+    return protocol.paired_t(t["bn-d0"], t["no_bn-d0"])
+
+
+def estimate_noise(m: dict) -> protocol.Estimate:
+    """Test accuracy of BN (mini-batch statistics) minus BN with frozen statistics, paired by seed."""
+    t = m["test_acc"]
+    return protocol.paired_t(t["bn-d0"], t[FROZEN])
+
+
+def paired(m: dict, metric: str, a: str, b: str) -> protocol.Estimate:
+    """A descriptive paired difference (a - b) of any recorded per-seed metric (no claim)."""
+    return protocol.paired_t(m[metric][a], m[metric][b])
+
+
+# ----------------------------------------------------------------------------- claims
+
+FIXED = "2026-11-25"
+_TUNED = (
+    "the learning rate of each of the four cells {no BN, BN} x {Dropout 0, 0.5} and of BN with frozen statistics "
+    "on its own, over the 2x grid "
+    f"{', '.join(f'{v:g}' for v in LR_GRID)}, by mean final validation accuracy over the tuning seeds "
+    "(bnpaper tune, keys regularization/<cell>)",
+    "معدل التعلم لكل خلية من الخلايا الأربع {دون تطبيع الحزمة، معه} × {إسقاط 0، 0.5} ولتطبيع الحزمة بإحصاءات "
+    "مجمّدة، كلٌّ على حدة، على سلّم مضاعف "
+    f"⁦{', '.join(f'{v:g}' for v in LR_GRID)}⁩، بمتوسط دقة التحقق النهائية عبر بذور الضبط "
+    "(⁦bnpaper tune⁩، المفاتيح ⁦regularization/<cell>⁩)",
+)
+
+CLAIMS: tuple[protocol.Claim, ...] = (
+    protocol.Claim(
+        "nondeterministic-output",
+        "In training, an example's output depends on its mini-batch companions.",
+        "أثناء التدريب يعتمد مخرج المثال على رفاقه في الحزمة الصغيرة.",
+        "paper 3.4 (source §4.2)",
+        "-",
+        "04_regularization",
+        "sec-reg-nondeterminism",
+        protocol.Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=(
+                "the trained BN conv nets of the cell BN, Dropout 0 (one per evaluation seed), in training mode; "
+                "one training example with m - 1 random companions, m from smallest to largest",
+                "الشبكات الالتفافية المطبعة بالحزمة المدرَّبة في خلية «مع تطبيع الحزمة، إسقاط 0» (شبكة لكل بذرة تقييم)، "
+                "في وضع التدريب؛ مثال تدريب واحد مع m - 1 رفيقاً عشوائياً، من أصغر m إلى أكبرها",
+            ),
+            tuned=_TUNED,
+            statistic=(
+                "mean over nets of ln(std of the example's logits at the smallest m / at the largest m); NaN "
+                "(inconclusive) unless eval mode gives the example exactly the same logits with every companion set",
+                "متوسط عبر الشبكات لـ ln(الانحراف المعياري لمخرجات المثال عند أصغر m / عند أكبر m)؛ ويكون NaN "
+                "(غير حاسم) ما لم يعطِ وضع الاستدلال المثالَ المخرجات نفسها تماماً مع كل مجموعة رفاق",
+            ),
+            interval="t",
+            kind="greater",
+            margin=0.0,
+            scale="difference",
+            changes=(
+                "v1 compared one net's two stds (any decrease, no interval) and asked eval mode to repeat one call. "
+                "v2: one ratio per evaluation seed (10 nets) with a t interval on the log ratios, so that a decrease "
+                "must exceed net-to-net variation; eval mode is checked with the same companion sets as training "
+                "mode, and is a precondition (inconclusive if it fails) rather than half of the verdict.",
+                "قارن الإصدار 1 انحرافين معياريين لشبكة واحدة (أي نقصان، دون مجال ثقة) وطلب من وضع الاستدلال تكرار "
+                "استدعاء واحد. الإصدار 2: نسبة لكل بذرة تقييم (10 شبكات) مع مجال t على لوغاريتمات النسب، فلا بد أن "
+                "يتجاوز النقصان التفاوت بين الشبكات؛ ويُفحص وضع الاستدلال بمجموعات الرفاق نفسها المستخدمة في وضع "
+                "التدريب، وهو شرط مسبق (غير حاسم إن لم يتحقق) لا نصف الحكم.",
+            ),
+        ),
+        estimate_nondeterminism,
+    ),
+    protocol.Claim(
+        "reduces-dropout",
+        "BN acts as a regularizer and reduces the need for Dropout.",
+        "يعمل تطبيع الحزمة كمنظم ويقلل الحاجة إلى الإسقاط.",
+        "paper 3.4 (source §4.2)",
+        "-",
+        "04_regularization",
+        "sec-reg-dropout",
+        protocol.Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=(
+                "BN without Dropout vs BN with Dropout 0.5 after the hidden layer; the same seeds (initialization "
+                "and batch order), each arm at its own tuned learning rate",
+                "تطبيع الحزمة دون إسقاط مقابل تطبيع الحزمة مع إسقاط 0.5 بعد الطبقة المخفية؛ بالبذور نفسها (التهيئة "
+                "وترتيب الحزم)، وكل ذراع بمعدل التعلم المضبوط له",
+            ),
+            tuned=_TUNED,
+            statistic=(
+                "mean over seeds of test accuracy (BN, no Dropout) - test accuracy (BN, Dropout 0.5)",
+                "متوسط عبر البذور لدقة الاختبار (تطبيع الحزمة، دون إسقاط) - دقة الاختبار (تطبيع الحزمة، إسقاط 0.5)",
+            ),
+            interval="paired t",
+            kind="equivalent",
+            margin=0.005,
+            scale="difference",
+            changes=(
+                "v1 compared means with the largest standard deviation as the noise level (n = 3, one learning rate "
+                "for all cells), so it passed more easily as noise grew. v2 is an equivalence test (TOST) with a margin "
+                "stated in advance: 0.005, half a percentage point, i.e. 5 of the 1,000 test digits, about one binomial "
+                "standard error of a single test accuracy, so a smaller difference is not one this test set can show; "
+                "n = 10 paired seeds; each cell's learning rate tuned on validation.",
+                "قارن الإصدار 1 المتوسطات مستخدماً أكبر انحراف معياري مستوىً للضجيج (⁦n = 3⁩، ومعدل تعلم واحد لكل "
+                "الخلايا)، فكان يصح بسهولة أكبر كلما زاد الضجيج. الإصدار 2 اختبار تكافؤ (TOST) بهامش مُعلن مسبقاً: "
+                "⁦0.005⁩، أي نصف نقطة مئوية، أو 5 من أرقام الاختبار الـ 1,000، وهو قرابة خطأ معياري ثنائي الحدين "
+                "واحد لدقة اختبار واحدة، فالفرق الأصغر منه لا تستطيع مجموعة الاختبار هذه إظهاره؛ ⁦n = 10⁩ بذور "
+                "مقترنة؛ ومعدل تعلم كل خلية مضبوط على بيانات التحقق.",
+            ),
+        ),
+        estimate_reduces_dropout,
+    ),
+    protocol.Claim(
+        "improves-generalization",
+        "BN improves the generalization of trained models.",
+        "يحسّن تطبيع الحزمة تعميم النماذج المدرَّبة.",
+        "source §4.2",
+        "-",
+        "04_regularization",
+        "sec-reg-dropout",
+        protocol.Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=(
+                "BN vs no BN, both without Dropout; the same seeds, each arm at its own tuned learning rate",
+                "مع تطبيع الحزمة مقابل دونه، وكلاهما دون إسقاط؛ بالبذور نفسها، وكل ذراع بمعدل التعلم المضبوط له",
+            ),
+            tuned=_TUNED,
+            statistic=(
+                "mean over seeds of test accuracy (BN) - test accuracy (no BN); train accuracy and training loss "
+                "are reported beside it",
+                "متوسط عبر البذور لدقة الاختبار (مع تطبيع الحزمة) - دقة الاختبار (دونه)؛ وتُعرض دقة التدريب وخسارة "
+                "التدريب بجانبه",
+            ),
+            interval="paired t",
+            kind="greater",
+            margin=0.0,
+            scale="difference",
+            changes=(
+                "v1 compared two means (n = 3) against their larger standard deviation, at one learning rate for both "
+                "arms. v2: a paired t interval over 10 seeds, each arm at its own learning rate tuned on validation, "
+                "margin 0 because the claim states no size (any improvement the interval can tell from seed noise).",
+                "قارن الإصدار 1 متوسطين (⁦n = 3⁩) بأكبر انحرافيهما المعياريين، بمعدل تعلم واحد للذراعين. الإصدار 2: "
+                "مجال t مقترن عبر 10 بذور، وكل ذراع بمعدل تعلم مضبوط له على بيانات التحقق، والهامش 0 لأن الادعاء لا "
+                "يذكر حجماً (أي تحسّن يميّزه المجال من ضجيج البذور).",
+            ),
+        ),
+        estimate_generalization,
+    ),
+    protocol.Claim(
+        "noise-regularizes",
+        "BN's mini-batch noise (not only its normalization) is what helps generalization.",
+        "ضجيج الحزمة الصغيرة في تطبيع الحزمة (لا التطبيع وحده) هو ما يفيد التعميم.",
+        "paper 3.4 (source §4.2)",
+        "-",
+        "04_regularization",
+        "sec-reg-frozen",
+        protocol.Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=(
+                "BN (mini-batch statistics throughout) vs the same BN net whose BN layers, after a warm-up, "
+                "normalize with their fixed running statistics (no mini-batch noise); the same seeds, each "
+                "arm at its own tuned learning rate",
+                "تطبيع الحزمة (بإحصاءات الحزمة الصغيرة طوال التدريب) مقابل الشبكة نفسها وقد صارت طبقات تطبيع الحزمة "
+                "فيها، بعد فترة إحماء، تطبّع بإحصاءاتها الجارية الثابتة (دون ضجيج الحزمة الصغيرة)؛ بالبذور نفسها، "
+                "وكل ذراع بمعدل تعلمه المضبوط",
+            ),
+            tuned=_TUNED,
+            statistic=(
+                "mean over seeds of test accuracy (BN) - test accuracy (BN, frozen statistics)",
+                "متوسط عبر البذور لدقة الاختبار (تطبيع الحزمة) - دقة الاختبار (تطبيع الحزمة بإحصاءات مجمّدة)",
+            ),
+            interval="paired t",
+            kind="greater",
+            margin=0.0,
+            scale="difference",
+            changes=(
+                "v1 (new in this version of the book; margin 0, as the paper states no size) gave the frozen arm the "
+                "BN cell's learning rate; in a provisional run 7 of 10 frozen runs diverged, so the comparison measured "
+                "an optimization failure. v2 tunes the frozen arm's own learning rate on the same grid, seeds and data.",
+                "أعطى الإصدار 1 (جديد في هذه النسخة من الكتاب؛ الهامش 0 لأن الورقة لا تذكر حجماً) الذراعَ المجمّدة معدل "
+                "تعلم خلية تطبيع الحزمة؛ وفي تشغيل تمهيدي تباعد 7 من 10 تشغيلات مجمّدة، فقاست المقارنة إخفاقاً في التحسين. "
+                "ويضبط الإصدار 2 معدل تعلم الذراع المجمّدة الخاص بها على سلّم القيم والبذور والبيانات نفسها.",
+            ),
+        ),
+        estimate_noise,
+    ),
+)
+CLAIM_BY_ID = {c.id: c for c in CLAIMS}
+
+
+def sign_key(est: protocol.Estimate) -> str:
+    """Where a descriptive difference's 95% interval lies relative to 0, as a glossary label key
+    (the chapter's sentences about train accuracy and loss are glued from this, never typed)."""
+    return {"holds": "sign_above", "does_not_hold": "sign_below"}.get(
+        protocol.decide(est, "greater", 0.0), "sign_contains"
+    )

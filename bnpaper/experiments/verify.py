@@ -17,12 +17,6 @@ import torch.nn.functional as TF
 from bnpaper import functional as F
 from bnpaper.autograd import BatchNormFast, BatchNormReference, batch_norm_train
 
-PROFILES = {  # number of seeds per profile
-    "smoke": 2,
-    "quick": 10,
-    "paper": 50,
-}
-
 
 @dataclass
 class VerifyConfig:
