@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 for name, ts in stale.items():
                     print(f"{name}: {len(ts)} stale" + "".join(f"\n  {t.describe()}" for t in ts))
                 total = sum(map(len, stale.values()))
-                print(f"{total} stale twin(s)" + (": revise the Arabic, then `bnpaper i18n ok CELL`" if total else ""))
+                hint = ": revise the Arabic, then `bnpaper i18n ok CELL`" if total else ""
+                print(f"{total} stale twin(s){hint}")
                 return 1 if total else 0
             for t in i18n.mark_reviewed(args.cells):
                 print(f"recorded {t.cell} ({t.kind}) as reviewed against English {t.current}")

@@ -58,7 +58,9 @@ class Twin:
         return f"{self.chapter}:{self.number}"
 
     def describe(self) -> str:
-        state = "never recorded" if self.recorded is None else f"recorded {self.recorded}, English now {self.current}"
+        state = f"recorded {self.recorded}, English now {self.current}"
+        if self.recorded is None:
+            state = "never recorded"
         words = " ".join(self.en.split())[:70]
         return f"{self.cell} ({self.kind}, {state}): {words}"
 
@@ -121,7 +123,8 @@ def mark_reviewed(specs: list[str], notebooks_dir: Path = NOTEBOOKS) -> list[Twi
                 raise ChapterError(f"{name} has twins 1..{len(all_twins)}, got {', '.join(map(str, bad))}")
         chosen = [t for t in all_twins if (nums is None or t.number in nums) and t.stale]
         if chosen:
-            ch.path.write_text(_record(ch.path.read_text(encoding="utf-8"), all_twins, chosen), encoding="utf-8")
+            text = _record(ch.path.read_text(encoding="utf-8"), all_twins, chosen)
+            ch.path.write_text(text, encoding="utf-8")
             changed += chosen
     return changed
 
