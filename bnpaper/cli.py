@@ -2,6 +2,7 @@
 
 bnpaper book [--profile quick] [--device auto] [--lang en,ar]
 bnpaper execute CHAPTER --lang ar -p name value ...
+bnpaper i18n status | ok CHAPTER:N
 bnpaper bench [--device cpu] [--repeats 25]
 """
 
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     tu = sub.add_parser(
         "tune",
         help="tune every arm (validation data, tuning seeds) and freeze the choices with their "
-        "provenance in bnpaper/data/tuned.json (--profile paper: tuned-paper.json, hours on 2 cores)",
+        "provenance in bnpaper/data/tuned.json (--profile paper: tuned-paper.json)",
     )
     tu.add_argument("--only", nargs="*", default=None, metavar="KEY", help="tune only these (see --list)")
     tu.add_argument("--list", action="store_true", help="list the tunings the experiments declare")
@@ -53,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     tu.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     tu.add_argument("--data-dir", default="", help="MNIST IDX folder (default: embedded 5k digits)")
+
+    i18 = sub.add_parser(
+        "i18n", help="Arabic twins whose English changed since they were translated or reviewed"
+    )
+    i18_sub = i18.add_subparsers(dest="action", required=True)
+    st = i18_sub.add_parser("status", help="list the stale Arabic twins, per chapter")
+    st.add_argument("chapters", nargs="*", help="chapter names (default: all)")
+    ok = i18_sub.add_parser("ok", help="record twins as reviewed: CHAPTER:N (see status), or CHAPTER for all")
+    ok.add_argument("cells", nargs="+", metavar="CELL")
 
     ex = sub.add_parser("execute", help="re-execute one chapter with parameters into an executed .ipynb")
     ex.add_argument("chapter", help="chapter name (see `bnpaper execute --list`)", nargs="?")
@@ -110,6 +120,19 @@ def main(argv: list[str] | None = None) -> int:
                 score = e["scores"][repr(e["value"])]
                 print(f"{key}: {e['field']} = {e['value']:g}, validation {score:.4f}{edge}")
             print(f"frozen in {tuning.frozen_path(args.profile)}")
+        elif args.command == "i18n":
+            from bnpaper import i18n
+
+            if args.action == "status":
+                stale = i18n.status(args.chapters)
+                for name, ts in stale.items():
+                    print(f"{name}: {len(ts)} stale" + "".join(f"\n  {t.describe()}" for t in ts))
+                total = sum(map(len, stale.values()))
+                hint = ": revise the Arabic, then `bnpaper i18n ok CELL`" if total else ""
+                print(f"{total} stale twin(s){hint}")
+                return 1 if total else 0
+            for t in i18n.mark_reviewed(args.cells):
+                print(f"recorded {t.cell} ({t.kind}) as reviewed against English {t.current}")
         elif args.command == "execute":
             from bnpaper.book import pipeline
 

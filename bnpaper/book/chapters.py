@@ -195,6 +195,8 @@ def split(ch: Chapter, lang: str) -> nbformat.NotebookNode:
         if lang_of is not None and lang_of != lang:
             continue
         cell.metadata.pop("lang", None)
+        cell.metadata.pop("en_sha", None)  # bnpaper.i18n's record of the English twin
+        cell.metadata.pop("caption_ar_sha", None)
         if cell.cell_type == "code":
             _figure_metadata(cell, lang)
         cells.append(cell)

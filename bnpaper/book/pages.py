@@ -47,7 +47,7 @@ def reproducibility_page(
             f"- {f['profile']}: `{r['params'].get('profile')}`",
             f"- {f['device']}: `{r['params'].get('device')}` → `{r['device_resolved']}`",
             f"- {f['seeds']}: `{json.dumps(r['seeds'])}`",
-            f"- {f['time']}: {r['seconds']} s",
+            f"- {f['time']}: {r['seconds']} {f['seconds_unit']}",
             f"- {f['when']}: {r['started']}",
             f"- {f['git']}: `{r['git']}`",
             f"- {f['source']}: `{r['bnpaper_source']}`",

@@ -387,7 +387,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "the profile's seeds (10 in quick) as one statistic, and calls a check with a bias too "
                 "small to show an effect inconclusive instead of passing it",
                 "فحص الإصدار 1 بذرة واحدة بحدّين (للمخرج وللتدرج)؛ ويأخذ الإصدار 2 أسوأ حالة عبر بذور "
-                "الملف الشخصي (10 في quick) إحصاءةً واحدة، ويعدّ الفحص بانحياز أصغر من أن يُظهر أثراً "
+                "نمط التشغيل (10 في quick) إحصاءةً واحدة، ويعدّ الفحص بانحياز أصغر من أن يُظهر أثراً "
                 "غير حاسم بدل أن يمرّره",
             ),
             trains=False,
@@ -429,7 +429,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "the worst case over the profile's seeds (10 in quick), and a failing detector makes the "
                 "check inconclusive: it says nothing about the per-map normalization",
                 "فحص الإصدار 1 بذرة واحدة، وكان فشل الكاشف (لكل تنشيط) يعطي «لا يصح»؛ ويأخذ الإصدار 2 "
-                "أسوأ حالة عبر بذور الملف الشخصي (10 في quick)، ويجعل فشلُ الكاشف الفحصَ غير حاسم: فهو لا "
+                "أسوأ حالة عبر بذور نمط التشغيل (10 في quick)، ويجعل فشلُ الكاشف الفحصَ غير حاسم: فهو لا "
                 "يقول شيئاً عن التطبيع لكل خريطة ميزات",
             ),
             trains=False,

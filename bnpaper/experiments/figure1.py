@@ -308,7 +308,7 @@ _TS_AR = f"{len(_tune)} بذور ضبط ({_tune[0]}-{_tune[-1]})"
 _ES = f"{_eval[0]}-{_eval[-1]}"
 ARMS = (
     "the Sec. 4.1 MLP (3 x 100 sigmoid units, mini-batches of 60, SGD momentum 0.9, N(0, 0.1²) init) without BN and with BN",
-    "شبكة القسم 4.1 (ثلاث طبقات من 100 وحدة سينية، حزم صغيرة من 60 مثالاً، انحدار عشوائي بزخم 0.9، تهيئة N(0, 0.1²)) دون تطبيع الحزمة ومعه",
+    "شبكة القسم 4.1 (ثلاث طبقات من 100 وحدة سينية، حزم صغيرة من 60 مثالاً، انحدار تدرجي عشوائي بزخم 0.9، تهيئة N(0, 0.1²)) دون تطبيع الحزمة ومعه",
 )
 TUNED = (
     f"each arm's learning rate on its own, on the 2x grid {LR_GRID[0]:g} ... {LR_GRID[-1]:g}, by mean final validation accuracy over {_TS}; the evaluation seeds are {_ES}",

@@ -551,11 +551,11 @@ CLAIMS: tuple[Claim, ...] = (
             fixed=FIXED,
             arms=(
                 "the paper's MNIST network (3 x 100 sigmoid units, m = 60), plain SGD (momentum 0, no weight decay) at one learning rate, with BN vs without; the same seeds",
-                "شبكة MNIST في الورقة (3 × 100 وحدة سينية، m = 60)، بانحدار عشوائي بسيط (زخم 0، دون اضمحلال أوزان) بمعدل تعلم واحد، مع تطبيع الحزمة مقابل دونه؛ بالبذور نفسها",
+                "شبكة MNIST في الورقة (3 × 100 وحدة سينية، m = 60)، بانحدار تدرجي عشوائي بسيط (زخم 0، دون اضمحلال أوزان) بمعدل تعلم واحد، مع تطبيع الحزمة مقابل دونه؛ بالبذور نفسها",
             ),
             tuned=(
                 "nothing: the learning rate is fixed in the profile for both arms",
-                "لا شيء: معدل التعلم مثبَّت في الملف الشخصي للذراعين",
+                "لا شيء: معدل التعلم مثبَّت في نمط التشغيل للذراعين",
             ),
             statistic=(
                 "per seed, Spearman's rank correlation of ||∂ℓ/∂W|| with ||W|| along training (RMS gradient norm per window, ||W|| at its end, the first tenth of training left out), mean over the hidden layers; paired difference BN minus no BN (negative: with BN the gradient falls more consistently as the weights grow)",
@@ -617,7 +617,7 @@ CLAIMS: tuple[Claim, ...] = (
             fixed=FIXED,
             arms=(
                 "the paper's MNIST network (3 x 100 sigmoid units, m = 60, SGD with momentum 0.9), with BN vs without; the same seeds",
-                "شبكة MNIST في الورقة (3 × 100 وحدة سينية، m = 60، انحدار عشوائي بزخم 0.9)، مع تطبيع الحزمة مقابل دونه؛ بالبذور نفسها",
+                "شبكة MNIST في الورقة (3 × 100 وحدة سينية، m = 60، انحدار تدرجي عشوائي بزخم 0.9)، مع تطبيع الحزمة مقابل دونه؛ بالبذور نفسها",
             ),
             tuned=(
                 "nothing is tuned: every learning rate of the grid 2^(k/2) (a factor √2 apart) is trained for each seed and arm",
@@ -651,7 +651,7 @@ CLAIMS: tuple[Claim, ...] = (
             fixed=FIXED,
             arms=(
                 "a 10-layer MLP of 100 sigmoid units (Glorot init, m = 60, SGD with momentum 0.9), with BN vs without; the same seeds",
-                "شبكة متصلة بالكامل من 10 طبقات من 100 وحدة سينية (تهيئة غلورو، m = 60، انحدار عشوائي بزخم 0.9)، مع تطبيع الحزمة مقابل دونه؛ بالبذور نفسها",
+                "شبكة متصلة بالكامل من 10 طبقات من 100 وحدة سينية (تهيئة غلورو، m = 60، انحدار تدرجي عشوائي بزخم 0.9)، مع تطبيع الحزمة مقابل دونه؛ بالبذور نفسها",
             ),
             tuned=(
                 "each arm's learning rate on its own 2x grid 2^-8 .. 2, by mean final validation accuracy over the tuning seeds",

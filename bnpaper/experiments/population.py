@@ -234,14 +234,14 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "the trained BN conv nets of chapter 02 (evaluation seeds), each evaluated with Algorithm 2's "
                 "statistics (k training mini-batches of m = 64, fixed by the profile) and with torch's moving "
                 "average (momentum 0.1): the same weights in both arms",
-                "الشبكات الالتفافية المطبعة بالحزمة المدرَّبة في الفصل 02 (بذور التقييم)، تُقيَّم كل منها "
-                "بإحصاءات الخوارزمية 2 (k حزمة تدريب صغيرة بحجم m = 64، يحددها الملف الشخصي) وبالمتوسط "
+                "الشبكات الالتفافية المطبَّعة بالحزمة المدرَّبة في الفصل 02 (بذور التقييم)، تُقيَّم كل منها "
+                "بإحصاءات الخوارزمية 2 (k حزمة تدريب صغيرة بحجم m = 64، يحددها نمط التشغيل) وبالمتوسط "
                 "المتحرك في torch (الزخم 0.1): الأوزان نفسها في الذراعين",
             ),
             tuned=(
                 "nothing: both arms use the same trained weights; k is fixed by the profile, and the validation "
                 "sweep over k shows whether it suffices",
-                "لا شيء: يستخدم الذراعان الأوزان المدرَّبة نفسها؛ ويحدد الملف الشخصي k، ويُظهر المسح على k "
+                "لا شيء: يستخدم الذراعان الأوزان المدرَّبة نفسها؛ ويحدد نمط التشغيل k، ويُظهر المسح على k "
                 "ببيانات التحقق إن كان كافياً",
             ),
             statistic=(

@@ -398,7 +398,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
             arms=(
                 "the trained BN conv nets of the cell BN, Dropout 0 (one per evaluation seed), in training mode; "
                 "one training example with m - 1 random companions, m from smallest to largest",
-                "الشبكات الالتفافية المطبعة بالحزمة المدرَّبة في خلية «مع تطبيع الحزمة، إسقاط 0» (شبكة لكل بذرة تقييم)، "
+                "الشبكات الالتفافية المطبَّعة بالحزمة المدرَّبة في خلية «مع تطبيع الحزمة، إسقاط 0» (شبكة لكل بذرة تقييم)، "
                 "في وضع التدريب؛ مثال تدريب واحد مع m - 1 رفيقاً عشوائياً، من أصغر m إلى أكبرها",
             ),
             tuned=_TUNED,
