@@ -21,10 +21,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnpaper.book.chapters import NOTEBOOKS, Chapter, ChapterError, chapters, find_chapter, prose_pairs
+from bnpaper.book.chapters import (
+    CAPTION_SHA_KEY,
+    NOTEBOOKS,
+    SHA_KEY,
+    Chapter,
+    ChapterError,
+    chapters,
+    find_chapter,
+    prose_pairs,
+)
 
-SHA_KEY = "en_sha"  # in an Arabic prose cell's metadata
-CAPTION_SHA_KEY = "caption_ar_sha"  # in a figure cell's options
 _AR_MARKER = re.compile(r'^\+\+\+ (\{"lang": "ar".*\})[ \t]*$', re.MULTILINE)
 _CAPTION_AR = re.compile(r"^:caption_ar:.*$", re.MULTILINE)
 _CAPTION_SHA = re.compile(r"^:caption_ar_sha:.*\n", re.MULTILINE)

@@ -32,6 +32,8 @@ PROFILES = ("smoke", "quick", "paper")
 COMMON = {"profile": PROFILES, "device": DEVICES, "lang": LANGS}  # parameters with fixed choices
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
+SHA_KEY = "en_sha"  # an Arabic prose cell's record of its English twin's hash (bnpaper.i18n)
+CAPTION_SHA_KEY = "caption_ar_sha"  # the same for a figure's Arabic caption
 
 
 class ChapterError(ValueError):
@@ -195,8 +197,8 @@ def split(ch: Chapter, lang: str) -> nbformat.NotebookNode:
         if lang_of is not None and lang_of != lang:
             continue
         cell.metadata.pop("lang", None)
-        cell.metadata.pop("en_sha", None)  # bnpaper.i18n's record of the English twin
-        cell.metadata.pop("caption_ar_sha", None)
+        cell.metadata.pop(SHA_KEY, None)  # bnpaper.i18n's record of the English twin
+        cell.metadata.pop(CAPTION_SHA_KEY, None)
         if cell.cell_type == "code":
             _figure_metadata(cell, lang)
         cells.append(cell)
