@@ -85,3 +85,17 @@ def missing_terms(en_text: str, ar_text: str) -> list[Term]:
     """Terms the English prose uses whose Arabic term (in any listed form) its twin lacks."""
     en, ar = strip_math_and_code(en_text), plain_arabic(ar_text)
     return [t for t in terms() if t.pattern.search(en) and not any(plain_arabic(f) in ar for f in t.ar_forms)]
+
+
+def reserved_misuses(text: str) -> list[tuple[str, str, str, str, str]]:
+    """(word, its meaning, forbidden sense, what to write instead, the text found) for every
+    mechanically detectable misuse of a reserved Arabic word (glossary.yml `reserved`: one meaning
+    per Arabic word, e.g. حزمة = batch only) in Arabic text."""
+    plain = plain_arabic(strip_math_and_code(text))
+    return [
+        (r["word"], r["meaning_en"], f["sense"], f["use"], m.group(0))
+        for r in _load()["reserved"]
+        for f in r["forbidden"]
+        for pattern in f["patterns"]
+        for m in re.finditer(pattern, plain)
+    ]

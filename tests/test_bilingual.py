@@ -2,14 +2,27 @@
 glossary terms used consistently, code and equations shared, parameters cell first."""
 
 import re
+from importlib import resources
 
 import pytest
+import yaml
 
+from bnpaper import i18n
 from bnpaper.book.chapters import ChapterError, chapters, prose_pairs, read_chapter, split, structure
-from bnpaper.glossary import label, missing_terms, plain_arabic, terms
+from bnpaper.glossary import label, missing_terms, plain_arabic, reserved_misuses, terms
 
 CHAPTERS = chapters()
 ARABIC = re.compile(r"[\u0600-\u06FF]")
+GLOSSARY = yaml.safe_load(
+    resources.files("bnpaper").joinpath("data/glossary.yml").read_text(encoding="utf-8")
+)
+
+
+def _describe(where: str, found: list[tuple[str, str, str, str, str]]) -> str:
+    return "\n".join(
+        f"{where}: «{text}»: {sense}; write «{use}» (reserved word «{word}»: {meaning}; glossary.yml)"
+        for word, meaning, sense, use, text in found
+    )
 
 
 def test_there_are_chapters():
@@ -44,6 +57,62 @@ def test_arabic_uses_the_glossary_terms(name):
             f"{name}: the English cell uses {[t.en for t in missing]} but its Arabic twin lacks "
             f"{[t.ar for t in missing]} (glossary.yml lists accepted forms). English: {en.source[:100]}"
         )
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_arabic_keeps_reserved_words_to_their_meaning(name):
+    """Every Arabic prose cell, caption and title: no reserved word in a forbidden sense."""
+    ch = CHAPTERS[name]
+    texts = [(f"{name}, title", ch.titles["ar"])]
+    texts += [(f"{name}, cell {name}:{t.number} ({t.kind})", t.ar) for t in i18n.twins(ch)]
+    problems = [_describe(where, found) for where, text in texts if (found := reserved_misuses(text))]
+    assert not problems, "\n".join(problems)
+
+
+def test_arabic_labels_keep_reserved_words_to_their_meaning():
+    problems = [
+        _describe(f"glossary.yml, label {key}", found)
+        for key, value in GLOSSARY["labels"].items()
+        if (found := reserved_misuses(value["ar"]))
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_reserved_check_catches_a_misuse():
+    bad = {
+        "إصدارات الحزم": "حزمة",
+        "مكتبة في حزمة بايثون": "حزمة",
+        "جرّبنا شبكة القيم": "شبكة",
+        "البحث الشبكي": "شبكة",
+        "حيث يسمح الملف": "نمط التشغيل",
+        "في الملف الشخصي": "نمط التشغيل",
+        "بتقليل التحول التبايني الداخلي": "التباين",
+        "تحويل أفيني": "تحويل تآلفي",
+        "ترتيب الدقات النهائية": "الدقة",
+        "(والصدفة 0.1)": "مستوى الصدفة",
+        "والفرق المزدوج": "مقترن",
+        "مزاحاً ببضع نقاط": "بكسل",
+        "مزاحاً بمقدار (3, -2) نقطة": "بكسل",
+    }
+    for text, word in bad.items():
+        assert word in [found[0] for found in reserved_misuses(text)], text
+    good = (
+        "نطبّع كل حزمة صغيرة في مكتبة بايثون `bnpaper` ونقيس دقة الشبكة، وقيم الدقة، عند مستوى الصدفة 0.1 "
+        "وبدقة مستوى الصدفة، 0.1؛ من سلّم القيم في نمط التشغيل السريع؛ والفرق المقترن والصدقات؛ "
+        "مزاحاً ببضعة بكسلات؛ والتباين؛ وتحويل تآلفي؛ ولماذا نصف نقطة؛ نقطة لكل بذرة"
+    )
+    assert reserved_misuses(good) == []
+
+
+def test_reserved_words_are_well_formed():
+    for r in GLOSSARY["reserved"]:
+        assert ARABIC.search(r["word"]) and r["meaning_en"] and r["forbidden"], r
+        for f in r["forbidden"]:
+            assert f["sense"] and ARABIC.search(f["use"]), r["word"]
+            assert isinstance(f["patterns"], list), r["word"]
+            for pattern in f["patterns"]:
+                re.compile(pattern)
+            assert reserved_misuses(f["use"]) == [], f"{r['word']}: the replacement is itself forbidden"
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
