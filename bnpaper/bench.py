@@ -209,8 +209,8 @@ def provenance(result: dict, lang: str) -> str:
     date, threads, name = result.get("date", "?"), result["threads"], result["device_name"]
     if lang == "ar":
         return (
-            f"جرى القياس في {iso.format(date)} على {iso.format(name)} "
-            f"بإصدار torch {iso.format(result['torch'])} وعدد خيوط {iso.format(threads)}"
+            f"جرى القياس في {iso.format(date)} على المعالج `{name}` "  # the name as the OS reports it
+            f"بإصدار torch `{result['torch']}` وعدد خيوط {iso.format(threads)}"
         )
     return f"measured on {date} on {name}, torch {result['torch']}, {threads} threads"
 

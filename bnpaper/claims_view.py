@@ -7,6 +7,7 @@ edition; every word comes from the glossary or the protocol's own Arabic text.
 from __future__ import annotations
 
 import math
+import re
 
 from bnpaper import plotting
 from bnpaper.protocol import Claim, Estimate, Protocol
@@ -16,6 +17,13 @@ LRI, PDI = "\u2066", "\u2069"
 
 def ltr(text: str, lang: str) -> str:
     return f"{LRI}{text}{PDI}" if lang == "ar" else text
+
+
+def pm(mean: float, std: float | None, lang: str, digits: int = 4) -> str:
+    """'mean ± std', LTR-isolated in Arabic so that an RTL table cell keeps its order; the mean
+    alone when std is None (one run)."""
+    text = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+    return ltr(text, lang)
 
 
 def fmt(x: float) -> str:
@@ -31,9 +39,62 @@ def interval_text(est: Estimate | None, lang: str) -> str:
     """'0.0123 [0.0051, 0.0195]' (or one number for a deterministic check), LTR-isolated."""
     if est is None:
         return "-"
+    if est.value is None or (isinstance(est.value, float) and math.isnan(est.value)):
+        return plotting.label("no_estimate", lang)  # no run gave a number (n = 0 or all undefined)
     if est.method.startswith("deterministic"):
         return ltr(fmt(est.value), lang)
     return ltr(f"{fmt(est.value)} [{fmt(est.lo)}, {fmt(est.hi)}]", lang)
+
+
+_WHERE = [  # the parts of Claim.where, "paper 4.1, Fig. 1(a)" / "source §4.2", in words
+    (re.compile(r"paper (\d[\d.]*)"), "where_paper"),
+    (re.compile(r"source §(\d[\d.]*)"), "where_source"),
+    (re.compile(r"Alg\. (\d+)"), "where_algorithm"),
+    (re.compile(r"Fig\. (\d+(?:\([a-c, ]+\))?)"), "where_figure"),
+]
+
+
+def panel_letters(text: str, lang: str) -> str:
+    """Panel letters of a figure in the edition's alphabet: 'a, b, c' -> 'أ، ب، ج' in Arabic."""
+    if lang == "en":
+        return text
+    letters = dict(zip("abcdefgh", plotting.label("panel_letters", lang)))
+    return re.sub("[a-h]", lambda m: letters[m.group(0)], text).replace(", ", "، ")
+
+
+def where_text(where: str, lang: str) -> str:
+    """Claim.where in the page's language: 'paper 3.2 (source §4)' -> 'الورقة §3.2 (النص المصدر §4)'."""
+    if lang == "en":
+        return where
+    out = where
+    for pattern, key in _WHERE:
+        out = pattern.sub(
+            lambda m, key=key: plotting.label(key, lang).format(
+                ltr("§" + m.group(1), lang)  # the section sign reads before its number
+                if key in ("where_paper", "where_source")
+                else m.group(1)
+                if key != "where_figure"
+                else panel_letters(m.group(1), lang)
+            ),
+            out,
+        )
+    out = out.replace(", ", "، ")
+    if re.search("[A-Za-z]", out.replace(LRI, " ")):
+        raise ValueError(f"claim location {where!r}: a part where_text cannot write in {lang} (see _WHERE)")
+    return out
+
+
+def paper_text(claim: Claim, lang: str) -> str:
+    """The paper's number as the ledger shows it: the Arabic text where the number has words."""
+    if lang == "ar" and claim.paper_ar:
+        return claim.paper_ar
+    return ltr(claim.paper, lang)
+
+
+def version_text(p: Protocol, lang: str, date: bool = False) -> str:
+    """'v2' / 'v2 (2026-11-25)' in English, «2» / «2 (2026-11-25)» in Arabic (the header names it)."""
+    text = (f"v{p.version}" if lang == "en" else str(p.version)) + (f" ({p.fixed})" if date else "")
+    return ltr(text, lang)
 
 
 def rule_text(p: Protocol, lang: str) -> str:
@@ -54,7 +115,7 @@ def protocol_table(claim: Claim, lang: str) -> str:
     if p is None:
         return claim.untestable_en if lang == "en" else claim.untestable_ar
     rows = [
-        (L("protocol_version"), ltr(f"v{p.version} ({p.fixed})", lang)),
+        (L("protocol_version"), version_text(p, lang, date=True)),
         (L("protocol_arms"), p.text("arms", lang)),
         (L("protocol_tuned"), p.text("tuned", lang)),
         (L("protocol_statistic"), p.text("statistic", lang)),

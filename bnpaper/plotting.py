@@ -14,6 +14,7 @@ from bnpaper.glossary import LANGS, label
 
 ARABIC_FAMILY = "Noto Sans Arabic"
 _registered = False
+_lang = "en"  # the edition setup() styled figures for
 
 
 def _register_arabic_font() -> None:
@@ -37,7 +38,9 @@ def setup(lang: str = "en") -> None:
     """Style figures for one edition: fonts that render Arabic joined and Latin/Greek without boxes."""
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
+    global _lang
     _register_arabic_font()
+    _lang = lang
     family = ["DejaVu Sans", ARABIC_FAMILY] if lang == "en" else [ARABIC_FAMILY, "DejaVu Sans"]
     matplotlib.rcParams.update(
         {
@@ -52,7 +55,72 @@ def setup(lang: str = "en") -> None:
     )
 
 
-__all__ = ["setup", "label", "plt"]
+__all__ = ["setup", "label", "plt", "show", "panel"]
+
+
+class FigureTextError(RuntimeError):
+    """A figure would show a missing-glyph box, or English in the Arabic edition."""
+
+
+def panel(i: int, lang: str | None = None) -> str:
+    """The i-th panel letter (0-based) in the edition's alphabet: '(a)' / '(أ)'."""
+    return f"({label('panel_letters', lang or _lang)[i]})"
+
+
+def figure_texts(fig) -> list[str]:
+    """Every string a reader sees in a figure: titles, axis labels, tick labels, legends, notes."""
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
+def check(fig, lang: str | None = None) -> None:
+    """Draw `fig` and fail on what a reader must not see: a glyph the fonts lack (matplotlib's
+    "Glyph ... missing from font(s)" warning, tick labels and mathtext included) and, in the
+    Arabic edition, a Latin word outside $math$ that is not a name (bnpaper.book.audit)."""
+    import re
+    import warnings
+
+    from bnpaper.book.audit import latin_words
+
+    lang = lang or _lang
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.canvas.draw()
+    missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
+    if missing:
+        raise FigureTextError(f"the figure would show boxes for missing glyphs: {missing}")
+    if lang == "ar":
+        words = latin_words(" ".join(re.sub(r"\$[^$]*\$", " ", t) for t in figure_texts(fig)))
+        if words:
+            raise FigureTextError(
+                f"English in an Arabic figure: {sorted(words)}; put the words in glossary.yml labels "
+                "and formulas in $mathtext$"
+            )
+
+
+def show(fig=None, panels: bool = True) -> None:
+    """Letter the panels of a multi-panel figure ((a), (b) left to right; (أ), (ب) right to left,
+    as each edition reads), check it, then show it."""
+    fig = fig or plt.gcf()
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    if panels and len(axes) > 1:
+        rtl = _lang == "ar"
+        # letters in reading order: rows top to bottom, and within a row right-to-left in Arabic
+        pos = {ax: ax.get_position() for ax in axes}
+        axes = sorted(axes, key=lambda ax: (-round(pos[ax].y1, 2), -pos[ax].x0 if rtl else pos[ax].x0))
+        for i, ax in enumerate(axes):
+            ax.text(
+                1.0 if rtl else 0.0,
+                1.02,
+                panel(i),
+                transform=ax.transAxes,
+                fontweight="bold",
+                ha="right" if rtl else "left",
+                va="bottom",
+            )
+    check(fig)
+    plt.show()
 
 
 def band(ax, x, runs, label: str, **kw):

@@ -36,6 +36,7 @@ Intervals (all 95%, two-sided):
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -344,12 +345,15 @@ class Claim:
     estimate: Callable[[dict], Estimate] | None
     untestable_en: str = ""
     untestable_ar: str = ""
+    paper_ar: str = ""  # the paper's number in Arabic, where `paper` has words and not only numbers
 
     def __post_init__(self):
         if (self.protocol is None) != (self.estimate is None):
             raise ValueError(f"claim {self.id}: a protocol and an estimate go together")
         if self.protocol is None and not (self.untestable_en and self.untestable_ar):
             raise ValueError(f"claim {self.id}: an untestable claim says why, in English and Arabic")
+        if re.search("[A-Za-z]", self.paper) and not self.paper_ar:
+            raise ValueError(f"claim {self.id}: the paper number {self.paper!r} has words; add paper_ar")
 
     def judge(self, measurement: dict, profile: str) -> tuple[str, Estimate]:
         """(verdict, estimate) of a measurement under this claim's protocol; too few runs for the

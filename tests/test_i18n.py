@@ -95,3 +95,36 @@ def test_cli(capsys):
     assert "0 stale twin(s)" in capsys.readouterr().out
     assert main(["i18n", "ok", "00_intro:0"]) == 2
     assert "00_intro has twins 1.." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "n,expected",
+    [
+        (0, "0 بذرة"),
+        (1, "بذرة واحدة"),
+        (2, "بذرتان"),
+        (3, "3 بذور"),
+        (10, "10 بذور"),
+        (11, "11 بذرةً"),
+        (99, "99 بذرةً"),
+        (100, "100 بذرة"),
+        (102, "102 بذرة"),
+        (103, "103 بذور"),
+        (111, "111 بذرةً"),
+        (1000, "1,000 بذرة"),
+    ],
+)
+def test_counted_nouns_agree_on_both_sides_of_each_boundary(n, expected):
+    from bnpaper.i18n import counted
+
+    assert counted(n, "seed", "ar") == expected
+
+
+def test_counted_in_english_and_errors():
+    from bnpaper.i18n import counted
+
+    assert counted(1, "step", "en") == "1 step" and counted(1500, "step", "en") == "1,500 steps"
+    with pytest.raises(KeyError, match="known: claim"):
+        counted(3, "apple", "ar")
+    with pytest.raises(ValueError, match=">= 0"):
+        counted(-1, "seed", "ar")

@@ -43,3 +43,76 @@ def test_arabic_font_comes_from_the_pypi_package():
     assert matplotlib.rcParams["font.family"][0] == plotting.ARABIC_FAMILY
     with pytest.raises(ValueError, match="lang must be one of"):
         plotting.setup("fr")
+
+
+def _log_figure(lang):
+    plotting.setup(lang)
+    fig, axes = plotting.plt.subplots(1, 2)
+    axes[0].plot([1, 2, 3], [1e-18, 1e-9, 1e-3])  # negative exponents on the tick labels
+    axes[0].set(yscale="log", xlabel=plotting.label("steps", lang), title=r"$\epsilon = 10^{-3}$")
+    axes[1].plot([0, 1], [-1, 1], label=plotting.label("with_bn", lang))
+    axes[1].legend()
+    return fig
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_check_passes_a_figure_with_log_ticks_mathtext_and_a_legend(lang):
+    fig = _log_figure(lang)
+    try:
+        plotting.check(fig)
+        texts = " ".join(plotting.figure_texts(fig))
+    finally:
+        plotting.plt.close(fig)
+    assert "10" in texts and plotting.label("with_bn", lang) in texts  # tick labels and legends are seen
+
+
+def test_check_fails_on_a_glyph_no_font_has():
+    fig = _log_figure("ar")
+    fig.axes[1].set_title("字")
+    with pytest.raises(plotting.FigureTextError, match="missing glyphs"):
+        plotting.check(fig)
+    plotting.plt.close(fig)
+
+
+def test_check_fails_on_english_in_an_arabic_figure_but_not_in_math_or_the_english_edition():
+    fig = _log_figure("ar")
+    fig.axes[1].set_xlabel("unit 8")
+    with pytest.raises(plotting.FigureTextError, match="unit"):
+        plotting.check(fig)
+    fig.axes[1].set_xlabel(r"الوحدة 8 $\|W_1\|$")
+    plotting.check(fig)
+    plotting.plt.close(fig)
+    fig = _log_figure("en")
+    fig.axes[1].set_xlabel("unit 8")
+    plotting.check(fig)
+    plotting.plt.close(fig)
+
+
+def test_panel_letters_follow_the_edition():
+    assert [plotting.panel(i, "en") for i in range(3)] == ["(a)", "(b)", "(c)"]
+    assert [plotting.panel(i, "ar") for i in range(3)] == ["(أ)", "(ب)", "(ج)"]
+    fig = _log_figure("ar")
+    plotting.show(fig)  # letters the two panels, checks, and shows (Agg: nothing on screen)
+    letters = {t.get_text(): ax for ax in fig.axes for t in ax.texts}
+    plotting.plt.close(fig)
+    assert set(letters) == {"(أ)", "(ب)"}
+    assert letters["(أ)"] is fig.axes[1] and letters["(ب)"] is fig.axes[0]  # an Arabic reader starts right
+    fig = _log_figure("en")
+    plotting.show(fig)
+    letters = {t.get_text(): ax for ax in fig.axes for t in ax.texts}
+    plotting.plt.close(fig)
+    assert letters["(a)"] is fig.axes[0] and letters["(b)"] is fig.axes[1]
+
+
+def test_every_chapter_figure_goes_through_show():
+    """plotting.show() checks glyphs and English in every figure of every build; a figure drawn
+    without it would escape the check."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for path in sorted(root.glob("0*.md")):
+        cells = re.findall(r"```\{code-cell\}.*?\n```", path.read_text(encoding="utf-8"), re.DOTALL)
+        for cell in cells:
+            if "subplots(" in cell or "plt.figure(" in cell:
+                assert "plotting.show(" in cell and "plt.show()" not in cell, f"{path.name}: {cell[:200]}"

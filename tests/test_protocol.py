@@ -179,6 +179,23 @@ def test_protocol_and_claim_validate():
         P.Protocol(1, "d", ("", ""), ("", ""), ("", ""), "paired t", "equivalent", 0.0)
     with pytest.raises(ValueError, match="why"):
         P.Claim("x", "en", "ar", "w", "-", "ch", "lab", None, None)
+    untestable = dict(untestable_en="e", untestable_ar="ع")
+    with pytest.raises(ValueError, match="paper_ar"):  # the paper's number has words: say them in Arabic
+        P.Claim("x", "en", "ar", "w", "74.8% vs 72.2%", "ch", "lab", None, None, **untestable)
+    P.Claim("x", "en", "ar", "w", "74.8%", "ch", "lab", None, None, **untestable)  # numbers only
+    P.Claim(
+        "x",
+        "en",
+        "ar",
+        "w",
+        "74.8% vs 72.2%",
+        "ch",
+        "lab",
+        None,
+        None,
+        paper_ar="74.8% مقابل 72.2%",
+        **untestable,
+    )
 
 
 def test_seeds_never_meet():

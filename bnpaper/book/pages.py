@@ -15,6 +15,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _in_lang(text: str, lang: str) -> str:
+    """Text in the other edition's language, marked for screen readers, search and direction."""
+    return f'<span lang="{lang}" dir="{"rtl" if lang == "ar" else "ltr"}">{text}</span>'
+
+
 def glossary_page(lang: str, s: dict) -> str:
     other = "ar" if lang == "en" else "en"
     rows = sorted(terms(), key=lambda t: getattr(t, lang).lower())
@@ -29,7 +34,7 @@ def glossary_page(lang: str, s: dict) -> str:
     for t in rows:
         star = " \\*" if t.source else ""
         lines.append(
-            f"| **{_cell(getattr(t, lang))}**{star} | {_cell(getattr(t, other))} "
+            f"| **{_cell(getattr(t, lang))}**{star} | {_in_lang(_cell(getattr(t, other)), other)} "
             f"| {_cell(getattr(t, 'def_' + lang))} |"
         )
     return "\n".join(lines) + "\n"

@@ -353,6 +353,8 @@ def _toc(lang: str, toc: dict) -> dict:
 def _config(lang: str, editions: dict) -> dict:
     cfg = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
     cfg["title"] = editions[lang]["title"]
+    for key, value in (editions[lang].get("book_config") or {}).items():  # author, footer, ...
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     sphinx_cfg = cfg.setdefault("sphinx", {}).setdefault("config", {})
     sphinx_cfg["language"] = lang
     sphinx_cfg["bnpaper_editions"] = {o: editions[o]["label"] for o in editions if o != lang}

@@ -369,14 +369,14 @@ CLAIMS: tuple[protocol.Claim, ...] = (
             arms=(
                 "z = g(BN(Wu + b)) against z = g(BN(Wu)): a random 3x3 convolutional layer, input and bias "
                 "(entries up to ~10) per seed, ReLU, a random linear loss; float64",
-                "z = g(BN(Wu + b)) مقابل z = g(BN(Wu)): طبقة التفافية عشوائية 3x3 ومدخل وانحياز عشوائيان "
+                "$z = g(\\mathrm{BN}(Wu + b))$ مقابل $z = g(\\mathrm{BN}(Wu))$: طبقة التفافية عشوائية $3\\times3$ ومدخل وانحياز عشوائيان "
                 "(تصل قيمه إلى نحو 10) لكل بذرة، ثم ReLU وخسارة خطية عشوائية؛ بدقة float64",
             ),
             tuned=("nothing (no training)", "لا شيء (لا تدريب)"),
             statistic=(
                 "worst case over the seeds of max(max |z(b) - z(0)|, max |∂ℓ/∂b|); a seed whose bias is "
                 f"below {MIN_BIAS:g} makes it not computable (the check could not fail)",
-                "أسوأ حالة عبر البذور للقيمة max(max |z(b) - z(0)|, max |∂ℓ/∂b|)؛ وإن كان انحياز بذرة "
+                "أسوأ حالة عبر البذور للقيمة $\\max(\\max|z(b) - z(0)|, \\max|\\partial\\ell/\\partial b|)$؛ وإن كان انحياز بذرة "
                 f"أصغر من {MIN_BIAS:g} تعذّر حسابها (لم يكن للفحص أن يفشل)",
             ),
             interval="exact",
@@ -387,7 +387,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "the profile's seeds (10 in quick) as one statistic, and calls a check with a bias too "
                 "small to show an effect inconclusive instead of passing it",
                 "فحص الإصدار 1 بذرة واحدة بحدّين (للمخرج وللتدرج)؛ ويأخذ الإصدار 2 أسوأ حالة عبر بذور "
-                "نمط التشغيل (10 في quick) إحصاءةً واحدة، ويعدّ الفحص بانحياز أصغر من أن يُظهر أثراً "
+                "نمط التشغيل (10 في `quick`) إحصاءةً واحدة، ويعدّ الفحص بانحياز أصغر من أن يُظهر أثراً "
                 "غير حاسم بدل أن يمرّره",
             ),
             trains=False,
@@ -409,7 +409,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "one digit and its shifted copy through a random circular 3x3 convolution, normalized with "
                 "the statistics of 64 real training digits per feature map (Sec. 3.2) and, as the detector, "
                 "per activation; float64",
-                "رقم واحد ونسخته المزاحة عبر التفاف دائري عشوائي 3x3، يُطبَّعان بإحصاءات 64 رقماً حقيقياً "
+                "رقم واحد ونسخته المزاحة عبر التفاف دائري عشوائي $3\\times3$، يُطبَّعان بإحصاءات 64 رقماً حقيقياً "
                 "من بيانات التدريب لكل خريطة ميزات (القسم 3.2)، ولكل تنشيط كاشفاً؛ بدقة float64",
             ),
             tuned=("nothing (no training)", "لا شيء (لا تدريب)"),
@@ -417,7 +417,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "worst case over the seeds of max |normalize(shift(x)) - shift(normalize(x))| per feature "
                 f"map; not computable unless per activation the same difference exceeds {DETECT:g} on every "
                 "seed (the test must be able to see a location-dependent normalization)",
-                "أسوأ حالة عبر البذور للقيمة max |normalize(shift(x)) - shift(normalize(x))| لكل خريطة "
+                "أسوأ حالة عبر البذور للقيمة $\\max|\\mathrm{norm}(\\mathrm{shift}(x)) - \\mathrm{shift}(\\mathrm{norm}(x))|$، حيث $\\mathrm{norm}$ التطبيع و$\\mathrm{shift}$ الإزاحة، لكل خريطة "
                 f"ميزات؛ ويتعذّر حسابها ما لم يتجاوز الفرق نفسه لكل تنشيط {DETECT:g} في كل بذرة (على "
                 "الاختبار أن يقدر على رؤية تطبيع يتغيّر مع الموقع)",
             ),
@@ -429,7 +429,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "the worst case over the profile's seeds (10 in quick), and a failing detector makes the "
                 "check inconclusive: it says nothing about the per-map normalization",
                 "فحص الإصدار 1 بذرة واحدة، وكان فشل الكاشف (لكل تنشيط) يعطي «لا يصح»؛ ويأخذ الإصدار 2 "
-                "أسوأ حالة عبر بذور نمط التشغيل (10 في quick)، ويجعل فشلُ الكاشف الفحصَ غير حاسم: فهو لا "
+                "أسوأ حالة عبر بذور نمط التشغيل (10 في `quick`)، ويجعل فشلُ الكاشف الفحصَ غير حاسم: فهو لا "
                 "يقول شيئاً عن التطبيع لكل خريطة ميزات",
             ),
             trains=False,
@@ -439,7 +439,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         "conv-fold",
         "At inference BN is one affine map per feature map and folds into the convolution.",
-        "عند الاستدلال تطبيع الحزمة تحويل أفيني واحد لكل خريطة ميزات ويندمج في الالتفاف.",
+        "عند الاستدلال تطبيع الحزمة تحويل تآلفي واحد لكل خريطة ميزات ويندمج في الالتفاف.",
         "paper 3.2 (source §4)",
         "-",
         "02_conv",
@@ -461,7 +461,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
             statistic=(
                 "worst case over the nets of max |logit - folded logit| over the test digits; +∞ if folding "
                 "changes any net's test accuracy",
-                "أسوأ حالة عبر الشبكات للقيمة max |logit - folded logit| على أرقام الاختبار؛ و+∞ إن غيّر "
+                "أسوأ حالة عبر الشبكات لأكبر فرق مطلق بين مخرجات الطبقة الأخيرة قبل الدمج وبعده على أرقام الاختبار؛ و+∞ إن غيّر "
                 "الدمج دقة الاختبار لأي شبكة",
             ),
             interval="exact",
@@ -473,7 +473,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "1e-4 follows from float32 (24-bit significand): the logits are of size up to ~30, where one "
                 "float32 step is 1.9e-6 to 3.8e-6, and folding rounds differently in each of the four layers; "
                 "1e-4 allows some 25 to 50 such steps and nothing more",
-                "دمج الإصدار 1 شبكة واحدة بحدّ 1e-3؛ ويدمج الإصدار 2 كل شبكات التقييم (10 في quick) ويأخذ "
+                "دمج الإصدار 1 شبكة واحدة بحدّ 1e-3؛ ويدمج الإصدار 2 كل شبكات التقييم (10 في `quick`) ويأخذ "
                 "أسوأ حالة، ويعدّ تغيّر الدقة فرقاً لا نهائياً. والحد 1e-4 مأخوذ من دقة float32 (24 رقماً "
                 "ثنائياً): تصل المخرجات إلى نحو 30، وخطوة float32 هناك بين 1.9e-6 و3.8e-6، ويقرّب الدمج "
                 "بطريقة مختلفة في كل من الطبقات الأربع؛ فيسمح 1e-4 بنحو 25 إلى 50 خطوة كهذه لا أكثر",

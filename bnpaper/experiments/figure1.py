@@ -356,7 +356,7 @@ CLAIMS = (
             TUNED,
             (
                 "per seed, the range of final test accuracy over the three initial stds (a diverged run counts as chance, 0.1); mean over seeds of that range without BN minus with BN",
-                "لكل بذرة، مدى دقة الاختبار النهائية عبر الانحرافات المعيارية الابتدائية الثلاثة (التشغيل المتباعد يُحسب بدقة الصدفة 0.1)؛ ومتوسط هذا المدى عبر البذور دون تطبيع الحزمة ناقص معه",
+                "لكل بذرة، مدى دقة الاختبار النهائية عبر الانحرافات المعيارية الابتدائية الثلاثة (التشغيل المتباعد يُحسب بدقة مستوى الصدفة 0.1)؛ ومتوسط هذا المدى عبر البذور دون تطبيع الحزمة ناقص معه",
             ),
             "paired t",
             "greater",
@@ -390,10 +390,11 @@ CLAIMS = (
             0.0,
             changes=(
                 "v1 judged 'higher and faster' together from mean ± std (n = 3) with both arms at lr 0.01; now 'higher' alone, each arm tuned, n = 10, a paired t interval; 'faster' is the claim fig1-faster",
-                "حكم الإصدار 1 على 'أعلى وأسرع' معاً من المتوسط ± الانحراف (n = 3) والذراعان بمعدل 0.01؛ والآن 'أعلى' وحدها، وكل ذراع مضبوطة، و n = 10، ومجال t مزدوج؛ أما 'أسرع' فهي الادعاء fig1-faster",
+                "حكم الإصدار 1 على 'أعلى وأسرع' معاً من المتوسط ± الانحراف (n = 3) والذراعان بمعدل 0.01؛ والآن 'أعلى' وحدها، وكل ذراع مضبوطة، و n = 10، ومجال t مزدوج؛ أما 'أسرع' فهي الادعاء التالي (`fig1-faster`)",
             ),
         ),
         _acc_diff,
+        paper_ar="بلا رقم (إعادة الإنتاج: \u206694.92% → 98.15%\u2069)",
     ),
     Claim(
         "fig1-faster",

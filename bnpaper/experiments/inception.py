@@ -376,6 +376,7 @@ CLAIMS = (
             changes=_v1("2x"),
         ),
         _speedup("BN-Baseline"),
+        paper_ar="\u206613.3\u2069 مليون خطوة مقابل \u206631.0\u2069 مليون (\u20662.3x\u2069)",
     ),
     Claim(
         "bn-x5-faster",
@@ -407,6 +408,7 @@ CLAIMS = (
             changes=_v1("5x"),
         ),
         _speedup("BN-x5"),
+        paper_ar="\u20662.1\u2069 مليون خطوة مقابل \u206631.0\u2069 مليون (\u206614x\u2069)",
     ),
     Claim(
         "bn-x30-higher-max",
@@ -429,7 +431,7 @@ CLAIMS = (
                 "end of each run; a diverged run counts as chance, 0.1); 'higher' is any difference the "
                 "interval resolves (margin 0)",
                 "دقة الاختبار النهائية لـ BN-x30 ناقص دقة Baseline، لكل بذرة (تُقرأ مجموعة الاختبار مرة واحدة في "
-                "نهاية كل تشغيل؛ والتشغيل المتباعد يُحسب بدقة الصدفة 0.1)؛ و'أعلى' تعني أي فرق يحسمه المجال "
+                "نهاية كل تشغيل؛ والتشغيل المتباعد يُحسب بدقة مستوى الصدفة 0.1)؛ و'أعلى' تعني أي فرق يحسمه المجال "
                 "(الهامش 0)",
             ),
             "paired t",
@@ -445,6 +447,7 @@ CLAIMS = (
             ),
         ),
         _acc_diff("BN-x30", "Baseline"),
+        paper_ar="\u206674.8%\u2069 مقابل \u206672.2%\u2069",
     ),
     Claim(
         "sigmoid-inception",
@@ -470,7 +473,7 @@ CLAIMS = (
                 "(10 points) above: far beyond what seeds or the 1,000 test digits (binomial SE at most 1.6 "
                 "points) can move, and the paper's gap is 70 points",
                 "دقة الاختبار النهائية لـ BN-x5-Sigmoid ناقص دقة Inception-Sigmoid، لكل بذرة (تُقرأ مرة واحدة لكل "
-                "تشغيل؛ والتشغيل المتباعد يُحسب بدقة الصدفة 0.1)؛ و'تتدرب، ودون تطبيع الحزمة لا تتدرب' تعني فرقاً "
+                "تشغيل؛ والتشغيل المتباعد يُحسب بدقة مستوى الصدفة 0.1)؛ و'تتدرب، ودون تطبيع الحزمة لا تتدرب' تعني فرقاً "
                 "فوق 0.1 (عشر نقاط): أبعد بكثير مما تحركه البذور أو أرقام الاختبار الألف (خطأ معياري حداني لا "
                 "يتجاوز 1.6 نقطة)، والفرق في الورقة 70 نقطة",
             ),
@@ -484,16 +487,17 @@ CLAIMS = (
                 "lr tuned on its own, Glorot init for both sigmoid nets, n = 10",
                 "أخذ الإصدار 1 القيم العظمى على تقييمات الاختبار، و n = 3، وقاعدة انحرافين معياريين مع سقف 0.2 "
                 "مختار يدوياً للشبكة دون تطبيع الحزمة، وكلتاهما بمعدل Baseline المختار يدوياً وتهيئة He؛ والآن "
-                "إحصاءة واحدة (الفرق المزدوج في دقة الاختبار النهائية) بهامش مثبَّت مسبقاً، ومعدل Inception-Sigmoid "
+                "إحصاءة واحدة (الفرق المقترن في دقة الاختبار النهائية) بهامش مثبَّت مسبقاً، ومعدل Inception-Sigmoid "
                 "مضبوط وحده، وتهيئة Glorot للشبكتين السينيتين، و n = 10",
             ),
         ),
         _acc_diff("BN-x5-Sigmoid", "Inception-Sigmoid"),
+        paper_ar="\u206669.8%\u2069 (دون تطبيع الحزمة: \u2066< 0.1%\u2069)",
     ),
     Claim(
         "ensemble-imagenet",
         "An ensemble of BN-Inception networks reaches 4.9% top-5 validation error on ImageNet.",
-        "مجموعة من شبكات BN-Inception تبلغ خطأ top-5 قدره 4.9% على بيانات التحقق في ImageNet.",
+        "مجموعة من شبكات BN-Inception تبلغ خطأ أعلى-5 (أن تغيب الفئة الصحيحة عن أرجح خمس فئات) قدره 4.9% على بيانات التحقق في ImageNet.",
         "paper 4.2.3, Fig. 4",
         "4.9% top-5 (4.82% test)",
         "06_inception",
@@ -502,5 +506,6 @@ CLAIMS = (
         None,
         "needs ImageNet and six full-size Inception networks; nothing at this scale can test it",
         "يتطلب ImageNet وست شبكات Inception بالحجم الكامل؛ ولا شيء بهذا النطاق يمكنه اختباره",
+        paper_ar="خطأ أعلى-5 قدره \u20664.9%\u2069 (و\u20664.82%\u2069 على الاختبار)",
     ),
 )

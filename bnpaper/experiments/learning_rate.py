@@ -510,7 +510,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "scale-identities",
         "BN(Wu) = BN((aW)u); ∂/∂u unchanged; ∂/∂(aW) = (1/a) ∂/∂W.",
-        "BN(Wu) = BN((aW)u)؛ و∂/∂u لا يتغير؛ و∂/∂(aW) = (1/a) ∂/∂W.",
+        "$\\mathrm{BN}(Wu) = \\mathrm{BN}((aW)u)$؛ و$\\partial\\ell/\\partial u$ لا يتغير؛ و$\\partial\\ell/\\partial(aW) = \\frac{1}{a}\\,\\partial\\ell/\\partial W$.",
         "paper 3.3 (source §4.1)",
         "exact (for ε = 0)",
         _CH,
@@ -520,23 +520,24 @@ CLAIMS: tuple[Claim, ...] = (
             fixed=FIXED,
             arms=(
                 "one random layer (m = 60, 100 -> 50 units), a from 0.01 to 100, eps 0, 1e-5, 1e-3",
-                "طبقة عشوائية واحدة (m = 60، من 100 إلى 50 وحدة)، و a من 0.01 إلى 100، و eps تساوي 0 و1e-5 و1e-3",
+                "طبقة عشوائية واحدة (m = 60، من 100 إلى 50 وحدة)، و $a$ من 0.01 إلى 100، و $\\epsilon$ تساوي 0 و1e-5 و1e-3",
             ),
             tuned=("nothing (no training)", "لا شيء (لا تدريب)"),
             statistic=(
                 "largest deviation from any of the three identities at eps = 0 (over a, the output, ∂/∂u and ∂/∂W), as a fraction of 1e-10, the float64 rounding allowed",
-                "أكبر انحراف عن أي من المتطابقات الثلاث عند eps = 0 (على قيم a، والمخرج، و∂/∂u و∂/∂W)، كنسبة من 1e-10، وهو التقريب المسموح به في float64",
+                "أكبر انحراف عن أي من المتطابقات الثلاث عند $\\epsilon = 0$ (على قيم a، والمخرج، و∂/∂u و∂/∂W)، كنسبة من 1e-10، وهو التقريب المسموح به في float64",
             ),
             interval="exact",
             kind="below",
             margin=1.0,
             changes=(
                 "one statistic for the claim as made (eps = 0), instead of two conditions joined by 'and': the eps > 0 bound is now shown beside the claim, not part of its rule",
-                "إحصاءة واحدة للادعاء كما قيل (eps = 0)، بدلاً من شرطين يجمعهما 'و': صار حد eps > 0 يُعرض بجانب الادعاء لا جزءاً من قاعدته",
+                "إحصاءة واحدة للادعاء كما قيل ($\\epsilon = 0$)، بدلاً من شرطين يجمعهما 'و': صار حد $\\epsilon > 0$ يُعرض بجانب الادعاء لا جزءاً من قاعدته",
             ),
             trains=False,
         ),
         _estimate_identities,
+        paper_ar="مضبوطة (عند \u2066ε = 0\u2069)",
     ),
     Claim(
         "larger-weights-smaller-gradients",
@@ -559,7 +560,7 @@ CLAIMS: tuple[Claim, ...] = (
             ),
             statistic=(
                 "per seed, Spearman's rank correlation of ||∂ℓ/∂W|| with ||W|| along training (RMS gradient norm per window, ||W|| at its end, the first tenth of training left out), mean over the hidden layers; paired difference BN minus no BN (negative: with BN the gradient falls more consistently as the weights grow)",
-                "لكل بذرة، معامل ارتباط الرتب لسبيرمان بين ||∂ℓ/∂W|| و||W|| على امتداد التدريب (جذر متوسط مربع معيار التدرج في كل نافذة، و||W|| في نهايتها، مع استبعاد العُشر الأول من التدريب)، متوسطاً على الطبقات المخفية؛ الفرق المزدوج: مع تطبيع الحزمة ناقص دونه (السالب: مع تطبيع الحزمة يهبط التدرج بانتظام أكبر كلما كبرت الأوزان)",
+                "لكل بذرة، معامل ارتباط الرتب لسبيرمان بين ||∂ℓ/∂W|| و||W|| على امتداد التدريب (جذر متوسط مربع معيار التدرج في كل نافذة، و||W|| في نهايتها، مع استبعاد العُشر الأول من التدريب)، متوسطاً على الطبقات المخفية؛ الفرق المقترن: مع تطبيع الحزمة ناقص دونه (السالب: مع تطبيع الحزمة يهبط التدرج بانتظام أكبر كلما كبرت الأوزان)",
             ),
             interval="paired t",
             kind="less",
@@ -592,7 +593,7 @@ CLAIMS: tuple[Claim, ...] = (
             ),
             statistic=(
                 "per seed, the share of the d(m-2) nonzero singular values in [0.5, 2], mean over the layer pairs; margin 0.5: 'close to 1' read as 'most singular values within a factor 2 of 1'",
-                "لكل بذرة، حصة القيم المفردة غير الصفرية وعددها d(m-2) الواقعة في [0.5, 2]، متوسطةً على أزواج الطبقات؛ الهامش 0.5: نقرأ 'قريبة من 1' على أنها 'أغلب القيم المفردة ضمن عامل 2 من 1'",
+                "لكل بذرة، حصة القيم المفردة غير الصفرية وعددها $d(m-2)$ الواقعة في [0.5, 2]، متوسطةً على أزواج الطبقات؛ الهامش 0.5: نقرأ 'قريبة من 1' على أنها 'أغلب القيم المفردة ضمن عامل 2 من 1'",
             ),
             interval="t",
             kind="greater",
@@ -625,7 +626,7 @@ CLAIMS: tuple[Claim, ...] = (
             ),
             statistic=(
                 "per seed, the largest learning rate of the grid that is stable (did not diverge and reached a final validation accuracy of at least 0.5), BN over no BN, computed as 2^((k_BN - k_noBN)/2) from the integer grid exponents; geometric mean over seeds; margin 2: 'much higher' read as more than one doubling",
-                "لكل بذرة، أكبر معدل تعلم مستقر من السلّم (لم يتباعد وبلغ دقة تحقق نهائية لا تقل عن 0.5)، مع تطبيع الحزمة على دونه، محسوباً 2^((k_BN - k_noBN)/2) من أسس السلّم الصحيحة؛ المتوسط الهندسي عبر البذور؛ الهامش 2: نقرأ 'أعلى بكثير' على أنها أكثر من مضاعفة واحدة",
+                "لكل بذرة، أكبر معدل تعلم مستقر من السلّم (لم يتباعد وبلغ دقة تحقق نهائية لا تقل عن 0.5)، مع تطبيع الحزمة على دونه، محسوباً $2^{(k_1 - k_0)/2}$، حيث $k_1$ أسّ أكبر معدل مستقر مع تطبيع الحزمة و$k_0$ أسّه دونه، من أسس السلّم الصحيحة؛ المتوسط الهندسي عبر البذور؛ الهامش 2: نقرأ 'أعلى بكثير' على أنها أكثر من مضاعفة واحدة",
             ),
             interval="t on log ratios",
             kind="greater",

@@ -376,11 +376,11 @@ _TUNED = (
     "the learning rate of each of the four cells {no BN, BN} x {Dropout 0, 0.5} and of BN with frozen statistics "
     "on its own, over the 2x grid "
     f"{', '.join(f'{v:g}' for v in LR_GRID)}, by mean final validation accuracy over the tuning seeds "
-    "(bnpaper tune, keys regularization/<cell>)",
+    "(`bnpaper tune`, keys `regularization/<cell>`)",
     "معدل التعلم لكل خلية من الخلايا الأربع {دون تطبيع الحزمة، معه} × {إسقاط 0، 0.5} ولتطبيع الحزمة بإحصاءات "
     "مجمّدة، كلٌّ على حدة، على سلّم مضاعف "
-    f"⁦{', '.join(f'{v:g}' for v in LR_GRID)}⁩، بمتوسط دقة التحقق النهائية عبر بذور الضبط "
-    "(⁦bnpaper tune⁩، المفاتيح ⁦regularization/<cell>⁩)",
+    f"\u2066{', '.join(f'{v:g}' for v in LR_GRID)}\u2069، بمتوسط دقة التحقق النهائية عبر بذور الضبط "
+    "(`bnpaper tune`، المفاتيح `regularization/<cell>`)",
 )
 
 CLAIMS: tuple[protocol.Claim, ...] = (
@@ -405,7 +405,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
             statistic=(
                 "mean over nets of ln(std of the example's logits at the smallest m / at the largest m); NaN "
                 "(inconclusive) unless eval mode gives the example exactly the same logits with every companion set",
-                "متوسط عبر الشبكات لـ ln(الانحراف المعياري لمخرجات المثال عند أصغر m / عند أكبر m)؛ ويكون NaN "
+                "متوسط عبر الشبكات للوغاريتم الطبيعي لنسبة الانحراف المعياري لمخرجات المثال عند أصغر $m$ إلى نظيره عند أكبر $m$؛ ويكون غير معرَّف "
                 "(غير حاسم) ما لم يعطِ وضع الاستدلال المثالَ المخرجات نفسها تماماً مع كل مجموعة رفاق",
             ),
             interval="t",
@@ -457,10 +457,10 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "stated in advance: 0.005, half a percentage point, i.e. 5 of the 1,000 test digits, about one binomial "
                 "standard error of a single test accuracy, so a smaller difference is not one this test set can show; "
                 "n = 10 paired seeds; each cell's learning rate tuned on validation.",
-                "قارن الإصدار 1 المتوسطات مستخدماً أكبر انحراف معياري مستوىً للضجيج (⁦n = 3⁩، ومعدل تعلم واحد لكل "
+                "قارن الإصدار 1 المتوسطات مستخدماً أكبر انحراف معياري مستوىً للضجيج (\u2066n = 3\u2069، ومعدل تعلم واحد لكل "
                 "الخلايا)، فكان يصح بسهولة أكبر كلما زاد الضجيج. الإصدار 2 اختبار تكافؤ (TOST) بهامش مُعلن مسبقاً: "
-                "⁦0.005⁩، أي نصف نقطة مئوية، أو 5 من أرقام الاختبار الـ 1,000، وهو قرابة خطأ معياري ثنائي الحدين "
-                "واحد لدقة اختبار واحدة، فالفرق الأصغر منه لا تستطيع مجموعة الاختبار هذه إظهاره؛ ⁦n = 10⁩ بذور "
+                "\u20660.005\u2069، أي نصف نقطة مئوية، أو 5 من أرقام الاختبار الـ 1,000، وهو قرابة خطأ معياري ثنائي الحدين "
+                "واحد لدقة اختبار واحدة، فالفرق الأصغر منه لا تستطيع مجموعة الاختبار هذه إظهاره؛ \u2066n = 10\u2069 بذور "
                 "مقترنة؛ ومعدل تعلم كل خلية مضبوط على بيانات التحقق.",
             ),
         ),
@@ -496,7 +496,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "v1 compared two means (n = 3) against their larger standard deviation, at one learning rate for both "
                 "arms. v2: a paired t interval over 10 seeds, each arm at its own learning rate tuned on validation, "
                 "margin 0 because the claim states no size (any improvement the interval can tell from seed noise).",
-                "قارن الإصدار 1 متوسطين (⁦n = 3⁩) بأكبر انحرافيهما المعياريين، بمعدل تعلم واحد للذراعين. الإصدار 2: "
+                "قارن الإصدار 1 متوسطين (\u2066n = 3\u2069) بأكبر انحرافيهما المعياريين، بمعدل تعلم واحد للذراعين. الإصدار 2: "
                 "مجال t مقترن عبر 10 بذور، وكل ذراع بمعدل تعلم مضبوط له على بيانات التحقق، والهامش 0 لأن الادعاء لا "
                 "يذكر حجماً (أي تحسّن يميّزه المجال من ضجيج البذور).",
             ),

@@ -1,0 +1,105 @@
+"""The Arabic edition's words, checked at their source (issue 12): claims and protocols in the
+experiment modules, and the glossary's labels, hold no English outside code, math and names."""
+
+import re
+
+import pytest
+
+from bnpaper import claims_view, ledger
+from bnpaper.book.audit import latin_words
+from bnpaper.glossary import _load, reserved_misuses, strip_math_and_code
+
+PROTOCOL_FIELDS = ("arms", "tuned", "statistic", "changes")
+
+
+def arabic_texts():
+    for c in ledger.claims():
+        yield f"{c.id}: claim", c.ar
+        yield f"{c.id}: paper", claims_view.paper_text(c, "ar")
+        yield f"{c.id}: where", claims_view.where_text(c.where, "ar")
+        if c.protocol is None:
+            yield f"{c.id}: untestable", c.untestable_ar
+            continue
+        for name in PROTOCOL_FIELDS:
+            yield f"{c.id}: protocol {name}", c.protocol.text(name, "ar")
+        yield f"{c.id}: rule", claims_view.rule_text(c.protocol, "ar")
+
+
+def leaked(text: str) -> list[str]:
+    """Latin words outside math, code and {placeholders} (filled in with numbers)."""
+    return sorted(latin_words(re.sub(r"\{\w*(?::[^}]*)?\}", " ", strip_math_and_code(text))))
+
+
+@pytest.mark.parametrize("where,text", list(arabic_texts()), ids=lambda v: v if len(v) < 60 else "")
+def test_claim_texts_are_arabic(where, text):
+    assert leaked(text) == [], f"{where}: English in the Arabic text: {leaked(text)}\n{text}"
+    assert reserved_misuses(text) == [], (
+        f"{where}: a reserved word in another sense: {reserved_misuses(text)}"
+    )
+
+
+def test_labels_are_arabic():
+    bad = {k: leaked(v["ar"]) for k, v in _load()["labels"].items() if leaked(v["ar"])}
+    assert bad == {}, f"glossary.yml labels with English in their Arabic form: {bad}"
+
+
+def test_latin_words_sees_words_but_not_numbers_names_or_symbols():
+    text = "الخسارة 1.2e-16 و 9.5e+00 و 3x3 و f4791227 في torch مع m = 64 و x_hat و top-5 و BN-x5 quick"
+    assert sorted(latin_words(text)) == ["quick", "top-5", "x_hat"]
+
+
+def test_where_text_writes_every_location_in_arabic():
+    assert re.search("[A-Za-z]", claims_view.where_text("paper 4.1, Fig. 1(b, c)", "ar")) is None
+    with pytest.raises(ValueError, match="where_text"):
+        claims_view.where_text("appendix B", "ar")
+
+
+# a math span that ends in a relation or operator, followed by a glued value: half a formula
+PARTIAL_MATH_GLUE = re.compile(
+    r"\$[^$\n]*(?:=|<|>|\\in|\\le|\\ge|\\leq|\\geq|\\approx|\\sim|\\times|\\cdot|\+|-)\s*\$\s*\{glue(?::\w+)?\}"
+    r"|\{glue(?::\w+)?\}`[^`]*`\s*\$\s*(?:=|<|>|\\in|\\le|\\ge|\\approx|\\times|\\cdot)"
+)
+
+
+def partial_math_glue(text: str) -> list[str]:
+    return [m.group(0) for m in PARTIAL_MATH_GLUE.finditer(text)]
+
+
+def test_partial_math_glue_is_found():
+    assert partial_math_glue("حيث $m' =$ {glue:text}`mp:.0f` قيمة") != []
+    assert partial_math_glue("with $m \\in$ {glue:md}`ms`") != []
+    assert partial_math_glue("{glue:text}`lr:.2f` $\\times$ the rate") != []
+    assert partial_math_glue("the rate $\\eta$ is {glue:text}`lr:.2f`, and $a = b$.") == []
+
+
+def test_no_glue_completes_half_a_formula():
+    """Glue whole formulas or whole numbers: never `$m' =$ {glue}` (issue 12)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    found = {p.name: partial_math_glue(p.read_text(encoding="utf-8")) for p in sorted(root.glob("0*.md"))}
+    found = {k: v for k, v in found.items() if v}
+    assert found == {}, f"glue completing a formula (glue the whole formula as math instead): {found}"
+
+
+COUNTED_FORMS = ("بذور", "بذرة", "خطوة", "خطوات", "رقماً", "أرقام", "مرة", "مرات", "معاملاً", "شبكات", "شبكة")
+
+
+def test_no_glued_count_before_a_fixed_noun_form():
+    """«{glue:text}`n_seeds` بذور» is wrong for 2 or 11 seeds: glue i18n.counted(...) whole."""
+    from pathlib import Path
+
+    from bnpaper.book.chapters import LANGS  # noqa: F401  (the twin format: +++ {"lang": "ar"})
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    # a count: no format, or an integer one (a ratio glued with :.1f may take «مرة»)
+    pattern = re.compile(r"\{glue:text\}`\w+(?::[,d]*)?` (" + "|".join(COUNTED_FORMS) + r")(?=[\s،,.:)؛])")
+    bad = {}
+    for path in sorted(root.glob("0*.md")):
+        blocks = re.split(r"\n\+\+\+ ([^\n]*)\n", path.read_text(encoding="utf-8"))
+        for meta, body in zip(blocks[1::2], blocks[2::2]):
+            if '"ar"' in meta:
+                prose = body.split("```{code-cell}")[0]
+                bad.setdefault(path.name, []).extend(m.group(0) for m in pattern.finditer(prose))
+    bad = {k: v for k, v in bad.items() if v}
+    assert bad == {}, f"a glued count before a fixed noun form (use i18n.counted): {bad}"
