@@ -32,6 +32,7 @@ import copy
 import dataclasses
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 
@@ -283,6 +284,10 @@ def _pool(n: int) -> concurrent.futures.ProcessPoolExecutor:
 
 
 def _init_worker() -> None:
+    # Ctrl-C, or the SIGINT a Jupyter kernel's process group gets when papermill stops it, is for
+    # the parent: it cancels the tasks and shuts the pool down. A worker that took it too would
+    # print a KeyboardInterrupt traceback per process into the build's log.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ["BNPAPER_WORKERS"] = "1"  # a task in a worker trains in that worker: no pool in a pool
     torch.set_num_threads(1)

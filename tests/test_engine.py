@@ -147,6 +147,19 @@ def test_map_tasks_in_workers_and_here():
     assert engine.map_tasks(pow, [(2, 3)], workers=2) == [8]  # one task: no pool needed
 
 
+def _sigint_ignored() -> bool:
+    import signal
+
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_workers_leave_sigint_to_the_parent():
+    """A kernel stopped by papermill sends SIGINT to its process group: workers ignore it (no
+    traceback per worker in the build log); the parent still handles Ctrl-C."""
+    assert engine.map_tasks(_sigint_ignored, [(), ()], workers=2) == [True, True]
+    assert not _sigint_ignored()
+
+
 def test_step_decay_per_run_on_live_runs():
     """StepLR every 10 steps, a different factor per run, nobody diverging."""
     base = TrainConfig(**BASE, **MODELS["mlp"], bn=True)
