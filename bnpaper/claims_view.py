@@ -26,6 +26,68 @@ def pm(mean: float, std: float | None, lang: str, digits: int = 4) -> str:
     return ltr(text, lang)
 
 
+# Bidi-fragile pieces of text: a signed number, a fraction, a power, a root, a tuple or interval,
+# an equation or inequality, an infinity with its sign. In right-to-left text each is reordered
+# (1/a shows as a/1, -0.4 as 0.4-, [0.5, 2] as [2 ,0.5]) unless it is math or LTR-isolated.
+FRAGILE = re.compile(
+    r"(?<![\w\u2066])[-+±−]\s?\d|\d\s*/\s*[A-Za-z\d]|[A-Za-z\d)]\^|√\d|[A-Za-z\d]\s*[×·]\s*\d"
+    r"|\(\s*-?\d+(?:\.\d+)?\s*,\s*-?\d|\[\s*-?\d+(?:\.\d+)?\s*,|[A-Za-z\d)]\s*[=<>≤≥≈]\s*[-\dA-Za-z(]|[+−-]∞"
+)
+_PROTECTED = re.compile(r"(\$[^$]*\$|`[^`]*`|\u2066[^\u2069]*\u2069)")  # math, code, isolates
+_LTR_RUN = re.compile(r"[^\u0600-\u06ff\u2066-\u2069«»]+")  # no Arabic letter or punctuation
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _balanced_core(run: str) -> tuple[int, int]:
+    """(start, end) of run without spaces, trailing punctuation and the brackets at its ends that
+    close or open outside it; (0, 0) when a bracket inside it is unmatched (left alone)."""
+    start, end = 0, len(run)
+    while start < end:
+        core = run[start:end]
+        stripped = core.strip(" ,.;:")
+        if stripped != core:
+            if not stripped:
+                return 0, 0
+            start += core.index(stripped)
+            end = start + len(stripped)
+            continue
+        unbalanced = [(o, c) for o, c in _PAIRS.items() if core.count(o) != core.count(c)]
+        if not unbalanced:
+            return start, end
+        o, c = unbalanced[0]
+        if core[0] in (o, c) and (core[0] == c or core.count(o) > core.count(c)):
+            start += 1
+        elif core[-1] in (o, c) and (core[-1] == o or core.count(c) > core.count(o)):
+            end -= 1
+        else:
+            return 0, 0
+    return 0, 0
+
+
+def isolate_formulas(text: str) -> str:
+    """Arabic text with every bidi-fragile formula or number outside math, code and existing
+    isolates wrapped LTR (U+2066 ... U+2069), its unmatched brackets left outside: «(m = 60، ...)»
+    becomes «(⁦m = 60⁩، ...)». Plain numbers and words are left alone."""
+
+    def fix(segment: str) -> str:
+        def wrap(m: re.Match) -> str:
+            run = m.group(0)
+            a, b = _balanced_core(run)
+            core = run[a:b]
+            if not core or not FRAGILE.search(core):
+                return run
+            return f"{run[:a]}{LRI}{core}{PDI}{run[b:]}"
+
+        return _LTR_RUN.sub(wrap, segment)
+
+    return "".join(p if _PROTECTED.fullmatch(p) else fix(p) for p in _PROTECTED.split(text) if p)
+
+
+def arabic_text(text: str, lang: str) -> str:
+    """Text for a page: in Arabic, its formulas isolated (isolate_formulas); English as is."""
+    return isolate_formulas(text) if lang == "ar" else text
+
+
 def fmt(x: float) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "nan"
@@ -113,17 +175,17 @@ def protocol_table(claim: Claim, lang: str) -> str:
     p = claim.protocol
     L = lambda k: plotting.label(k, lang)  # noqa: E731
     if p is None:
-        return claim.untestable_en if lang == "en" else claim.untestable_ar
+        return claim.untestable_en if lang == "en" else arabic_text(claim.untestable_ar, lang)
     rows = [
         (L("protocol_version"), version_text(p, lang, date=True)),
-        (L("protocol_arms"), p.text("arms", lang)),
-        (L("protocol_tuned"), p.text("tuned", lang)),
-        (L("protocol_statistic"), p.text("statistic", lang)),
+        (L("protocol_arms"), arabic_text(p.text("arms", lang), lang)),
+        (L("protocol_tuned"), arabic_text(p.text("tuned", lang), lang)),
+        (L("protocol_statistic"), arabic_text(p.text("statistic", lang), lang)),
         (L("protocol_interval"), L("interval_" + p.interval.replace(" ", "_"))),
         (L("protocol_rule"), rule_text(p, lang)),
     ]
     if p.changes[0]:
-        rows.append((L("protocol_changes"), p.text("changes", lang)))
+        rows.append((L("protocol_changes"), arabic_text(p.text("changes", lang), lang)))
     lines = [f"| {L('protocol')} | |", "|---|---|"] + [f"| {a} | {_cell(b)} |" for a, b in rows]
     return "\n".join(lines)
 
@@ -135,7 +197,8 @@ def result_line(claim: Claim, verdict: str, est: Estimate | None, lang: str) -> 
         return f"**{verdict_label(verdict, lang)}**"
     n = ltr(f"n = {est.n}", lang)
     verdict_md = f"**{verdict_label(verdict, lang)}**"
-    return f"{n}; {L('estimate_95')}: {interval_text(est, lang)}; {L('verdict')}: {verdict_md}"
+    sep = "؛ " if lang == "ar" else "; "
+    return f"{n}{sep}{L('estimate_95')}: {interval_text(est, lang)}{sep}{L('verdict')}: {verdict_md}"
 
 
 def show(claim: Claim, measurement: dict, profile: str, lang: str) -> tuple[str, str, Estimate]:

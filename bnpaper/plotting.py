@@ -99,6 +99,17 @@ def check(fig, lang: str | None = None) -> None:
             )
 
 
+def _grid_cell(ax, rtl: bool) -> tuple:
+    """(row, column) of a subplot in its grid, the columns counted from the right in Arabic; the
+    grid, not the drawn position (an image's axes shrink to its aspect and move inside its cell)."""
+    spec = ax.get_subplotspec()
+    if spec is None:
+        box = ax.get_position()
+        return (-round(box.y1, 2), -box.x0 if rtl else box.x0)
+    row, col = spec.rowspan.start, spec.colspan.start
+    return (row, -col if rtl else col)
+
+
 def show(fig=None, panels: bool = True) -> None:
     """Letter the panels of a multi-panel figure ((a), (b) left to right; (أ), (ب) right to left,
     as each edition reads), check it, then show it."""
@@ -106,9 +117,7 @@ def show(fig=None, panels: bool = True) -> None:
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     if panels and len(axes) > 1:
         rtl = _lang == "ar"
-        # letters in reading order: rows top to bottom, and within a row right-to-left in Arabic
-        pos = {ax: ax.get_position() for ax in axes}
-        axes = sorted(axes, key=lambda ax: (-round(pos[ax].y1, 2), -pos[ax].x0 if rtl else pos[ax].x0))
+        axes = sorted(axes, key=lambda ax: _grid_cell(ax, rtl))  # reading order: rows, then columns
         for i, ax in enumerate(axes):
             ax.text(
                 1.0 if rtl else 0.0,

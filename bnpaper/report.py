@@ -49,3 +49,13 @@ def publish_data(name: str, lang: str, **payload) -> Markdown:
     path = Path(os.environ.get("BNPAPER_FIGDATA", "_build/figdata")) / f"{chapter}-{name}.json"
     write_json_atomic(path, {"chapter": chapter, "figure": name, "bnpaper_source": source_hash(), **payload})
     return Markdown(f"{label('raw_data', lang)}: {{download}}`data/{path.name}`")
+
+
+def status(lang: str, data: str, **fields) -> Markdown:
+    """One line saying what a chapter runs, in its edition's language: the data, then each field
+    as 'label value' (labels from glossary.yml `status_<field>`; values LTR-isolated in Arabic)."""
+    from bnpaper.claims_view import ltr
+    from bnpaper.glossary import label
+
+    parts = [data] + [f"{label('status_' + k, lang)} {ltr(str(v), lang)}" for k, v in fields.items()]
+    return Markdown(" · ".join(parts))

@@ -58,6 +58,8 @@ def test_where_text_writes_every_location_in_arabic():
 PARTIAL_MATH_GLUE = re.compile(
     r"\$[^$\n]*(?:=|<|>|\\in|\\le|\\ge|\\leq|\\geq|\\approx|\\sim|\\times|\\cdot|\+|-)\s*\$\s*\{glue(?::\w+)?\}"
     r"|\{glue(?::\w+)?\}`[^`]*`\s*\$\s*(?:=|<|>|\\in|\\le|\\ge|\\approx|\\times|\\cdot)"
+    r"|\$[^$\n]+\$\s*[=<>≤≥]\s*\{glue"  # "$m$ = {glue}": the relation outside the math
+    r"|\{glue:text\}`[^`]*`\s*±\s*\{glue"  # "{glue} ± {glue}": glue claims_view.pm(...) whole
 )
 
 
@@ -69,6 +71,8 @@ def test_partial_math_glue_is_found():
     assert partial_math_glue("حيث $m' =$ {glue:text}`mp:.0f` قيمة") != []
     assert partial_math_glue("with $m \\in$ {glue:md}`ms`") != []
     assert partial_math_glue("{glue:text}`lr:.2f` $\\times$ the rate") != []
+    assert partial_math_glue("with $m$ = {glue:text}`m_batch` examples") != []
+    assert partial_math_glue("{glue:text}`acc:.4f` ± {glue:text}`sd:.4f` over seeds") != []
     assert partial_math_glue("the rate $\\eta$ is {glue:text}`lr:.2f`, and $a = b$.") == []
 
 
@@ -82,7 +86,21 @@ def test_no_glue_completes_half_a_formula():
     assert found == {}, f"glue completing a formula (glue the whole formula as math instead): {found}"
 
 
-COUNTED_FORMS = ("بذور", "بذرة", "خطوة", "خطوات", "رقماً", "أرقام", "مرة", "مرات", "معاملاً", "شبكات", "شبكة")
+COUNTED_FORMS = (
+    "بذور",
+    "بذرة",
+    "خطوة",
+    "خطوات",
+    "رقماً",
+    "أرقام",
+    "مرة",
+    "مرات",
+    "معاملاً",
+    "شبكات",
+    "شبكة",
+    "سحبات",
+    "سحبة",
+)
 
 
 def test_no_glued_count_before_a_fixed_noun_form():
@@ -103,3 +121,51 @@ def test_no_glued_count_before_a_fixed_noun_form():
                 bad.setdefault(path.name, []).extend(m.group(0) for m in pattern.finditer(prose))
     bad = {k: v for k, v in bad.items() if v}
     assert bad == {}, f"a glued count before a fixed noun form (use i18n.counted): {bad}"
+
+
+def test_isolate_formulas_wraps_fragile_pieces_and_leaves_brackets_outside():
+    from bnpaper.claims_view import LRI, PDI, isolate_formulas
+
+    assert isolate_formulas("(3 × 100 وحدة، m = 60)، ثم") == f"({LRI}3 × 100{PDI} وحدة، {LRI}m = 60{PDI})، ثم"
+    assert isolate_formulas("تهيئة N(0, 0.1²)) دون") == f"تهيئة {LRI}N(0, 0.1²){PDI}) دون"
+    assert isolate_formulas("يُعدّ +∞)؛ و") == f"يُعدّ {LRI}+∞{PDI})؛ و"
+    assert isolate_formulas("في [0.5, 2]، متوسطةً") == f"في {LRI}[0.5, 2]{PDI}، متوسطةً"
+    untouched = f"ReLU و k حزمة و 64 رقماً و $a = -b$ و `x=-1` و {LRI}n = 3{PDI}"
+    assert isolate_formulas(untouched) == untouched  # words, plain numbers, math, code, isolates
+
+
+def _fragile_outside(text: str) -> list[str]:
+    from bnpaper.claims_view import FRAGILE
+
+    plain = re.sub("\u2066[^\u2069]*\u2069", " ", strip_math_and_code(text))
+    plain = re.sub(r"\{glue:\w+\}`[^`]*`", " ", plain)
+    return [plain[max(0, m.start() - 20) : m.end() + 10] for m in PROSE_FRAGILE(FRAGILE).finditer(plain)]
+
+
+def PROSE_FRAGILE(fragile):  # noqa: N802 the detector, plus a relation left beside removed math
+    return re.compile(fragile.pattern + r"|(?:^|\s)[=<>≤≥]\s*[-\d]")
+
+
+@pytest.mark.parametrize("where,text", list(arabic_texts()), ids=lambda v: v if len(v) < 60 else "")
+def test_claim_texts_read_in_order_once_isolated(where, text):
+    from bnpaper.claims_view import arabic_text
+
+    assert _fragile_outside(arabic_text(text, "ar")) == [], where
+
+
+def test_arabic_prose_and_captions_keep_formulas_in_math():
+    """«1/a» in Arabic prose shows as «a/1»: every formula, signed number, interval or equation in
+    an Arabic cell or caption is $math$ (or code, or a glued value, which the page isolates)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    bad = {}
+    for path in sorted(root.glob("0*.md")):
+        text = path.read_text(encoding="utf-8")
+        blocks = re.split(r"\n\+\+\+ ([^\n]*)\n", text)
+        pieces = [b.split("```{code-cell}")[0] for m, b in zip(blocks[1::2], blocks[2::2]) if '"ar"' in m]
+        pieces += [line for line in text.split("\n") if line.startswith(":caption_ar:")]
+        found = [f for p in pieces for f in _fragile_outside(p)]
+        if found:
+            bad[path.name] = found
+    assert bad == {}, f"formulas outside math in Arabic text: {bad}"

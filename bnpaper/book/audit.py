@@ -41,7 +41,13 @@ def visible_text(html: str) -> str:
     body = soup.body or soup
     for el in body.select(_SKIP):
         el.decompose()
-    return body.get_text(" ")
+    tips = [  # what a reader meets as tooltips, placeholders and screen-reader labels
+        el.get(a)
+        for el in body.find_all(True)
+        for a in ("title", "placeholder", "aria-label", "data-bs-title")
+        if el.get(a) and "references.html" not in (el.get("href") or "")  # a citation's tooltip: the entry
+    ]
+    return body.get_text(" ") + " " + " ".join(tips)
 
 
 def latin_words(text: str) -> Counter:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import nbformat
 
@@ -20,9 +21,14 @@ def _in_lang(text: str, lang: str) -> str:
     return f'<span lang="{lang}" dir="{"rtl" if lang == "ar" else "ltr"}">{text}</span>'
 
 
+def _sort_key(term: str) -> str:
+    """Alphabetical order as a dictionary has it: case-free, and in Arabic without the article."""
+    return re.sub(r"^ال", "", term.lower())
+
+
 def glossary_page(lang: str, s: dict) -> str:
     other = "ar" if lang == "en" else "en"
-    rows = sorted(terms(), key=lambda t: getattr(t, lang).lower())
+    rows = sorted(terms(), key=lambda t: _sort_key(getattr(t, lang)))
     lines = [
         f"# {s['glossary_title']}",
         "",
@@ -102,7 +108,7 @@ def language_chooser(editions: dict, langs: list[str]) -> str:
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>Batch Normalization, reproduced · تطبيع الحزمة، بإعادة الإنتاج</title>
+  <title>Batch Normalization, reproduced · تطبيع الحزمة مُعاداً إنتاجه</title>
   <style>
     body {{ {_BODY_CSS} }}
     li {{ font-size: 1.3rem; margin: 0.6rem 0; }}

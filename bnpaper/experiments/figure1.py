@@ -363,7 +363,7 @@ CLAIMS = (
             0.0,
             changes=(
                 "v1 compared two mean accuracies over two inits with no interval, at one shared lr, n = 3; now three inits a decade apart, each arm at its tuned lr, n = 10, a paired t interval",
-                "قارن الإصدار 1 متوسطَي دقة عند تهيئتين دون مجال ثقة، بمعدل تعلم واحد مشترك، و n = 3؛ والآن ثلاث تهيئات بينها عشرة أضعاف، وكل ذراع بمعدل تعلمه المضبوط، و n = 10، ومجال t مزدوج",
+                "قارن الإصدار 1 متوسطَي دقة عند تهيئتين دون مجال ثقة، بمعدل تعلم واحد مشترك، و n = 3؛ والآن ثلاث تهيئات بينها عشرة أضعاف، وكل ذراع بمعدل تعلمه المضبوط، و n = 10، ومجال t مقترن",
             ),
         ),
         _init_ranges,
@@ -390,7 +390,7 @@ CLAIMS = (
             0.0,
             changes=(
                 "v1 judged 'higher and faster' together from mean ± std (n = 3) with both arms at lr 0.01; now 'higher' alone, each arm tuned, n = 10, a paired t interval; 'faster' is the claim fig1-faster",
-                "حكم الإصدار 1 على 'أعلى وأسرع' معاً من المتوسط ± الانحراف (n = 3) والذراعان بمعدل 0.01؛ والآن 'أعلى' وحدها، وكل ذراع مضبوطة، و n = 10، ومجال t مزدوج؛ أما 'أسرع' فهي الادعاء التالي (`fig1-faster`)",
+                "حكم الإصدار 1 على 'أعلى وأسرع' معاً من المتوسط ± الانحراف (n = 3) والذراعان بمعدل 0.01؛ والآن 'أعلى' وحدها، وكل ذراع مضبوطة، و n = 10، ومجال t مقترن؛ أما 'أسرع' فهي الادعاء التالي (`fig1-faster`)",
             ),
         ),
         _acc_diff,

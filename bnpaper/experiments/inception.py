@@ -301,7 +301,7 @@ TUNED = (
 ARMS_SPEED = {
     name: (
         f"the Baseline and {name} of the small Inception net (one paired run per evaluation seed)",
-        f"Baseline و{name} من شبكة Inception الصغيرة (تشغيل مزدوج لكل بذرة تقييم)",
+        f"Baseline و{name} من شبكة Inception الصغيرة (تشغيل مقترن لكل بذرة تقييم)",
     )
     for name in ("BN-Baseline", "BN-x5")
 }
@@ -423,7 +423,7 @@ CLAIMS = (
             FIXED,
             (
                 "the Baseline and BN-x30 of the small Inception net (one paired run per evaluation seed)",
-                "Baseline وBN-x30 من شبكة Inception الصغيرة (تشغيل مزدوج لكل بذرة تقييم)",
+                "Baseline وBN-x30 من شبكة Inception الصغيرة (تشغيل مقترن لكل بذرة تقييم)",
             ),
             TUNED,
             (
@@ -443,7 +443,7 @@ CLAIMS = (
                 "paired t interval, n = 10, the Baseline's lr tuned on validation",
                 "قارن الإصدار 1 القيم العظمى على تقييمات الاختبار في كل تشغيل (اختيار على مجموعة الاختبار) "
                 "بصيغة المتوسط ± الانحراف مع n = 3 وقاعدة انحراف معياري واحد؛ والآن دقة الاختبار النهائية، "
-                "مقروءة مرة واحدة لكل تشغيل، ومجال t مزدوج، و n = 10، ومعدل تعلم Baseline مضبوط على التحقق",
+                "مقروءة مرة واحدة لكل تشغيل، ومجال t مقترن، و n = 10، ومعدل تعلم Baseline مضبوط على التحقق",
             ),
         ),
         _acc_diff("BN-x30", "Baseline"),
@@ -464,7 +464,7 @@ CLAIMS = (
                 "BN-x5-Sigmoid and Inception-Sigmoid (the Baseline with sigmoid, no BN) of the small Inception "
                 "net, both with Glorot init (one paired run per evaluation seed)",
                 "BN-x5-Sigmoid وInception-Sigmoid (أي Baseline بالدالة السينية دون تطبيع الحزمة) من شبكة "
-                "Inception الصغيرة، وكلتاهما بتهيئة Glorot (تشغيل مزدوج لكل بذرة تقييم)",
+                "Inception الصغيرة، وكلتاهما بتهيئة Glorot (تشغيل مقترن لكل بذرة تقييم)",
             ),
             TUNED,
             (
@@ -474,7 +474,7 @@ CLAIMS = (
                 "points) can move, and the paper's gap is 70 points",
                 "دقة الاختبار النهائية لـ BN-x5-Sigmoid ناقص دقة Inception-Sigmoid، لكل بذرة (تُقرأ مرة واحدة لكل "
                 "تشغيل؛ والتشغيل المتباعد يُحسب بدقة مستوى الصدفة 0.1)؛ و'تتدرب، ودون تطبيع الحزمة لا تتدرب' تعني فرقاً "
-                "فوق 0.1 (عشر نقاط): أبعد بكثير مما تحركه البذور أو أرقام الاختبار الألف (خطأ معياري حداني لا "
+                "فوق 0.1 (عشر نقاط): أبعد بكثير مما تحركه البذور أو أرقام الاختبار الألف (خطأ معياري لتوزيع ذي الحدين لا "
                 "يتجاوز 1.6 نقطة)، والفرق في الورقة 70 نقطة",
             ),
             "paired t",

@@ -537,7 +537,7 @@ CLAIMS: tuple[Claim, ...] = (
             trains=False,
         ),
         _estimate_identities,
-        paper_ar="مضبوطة (عند \u2066ε = 0\u2069)",
+        paper_ar="دقيقة تماماً (عند \u2066ε = 0\u2069)",
     ),
     Claim(
         "larger-weights-smaller-gradients",
@@ -660,14 +660,14 @@ CLAIMS: tuple[Claim, ...] = (
             ),
             statistic=(
                 "final test accuracy, BN minus no BN, paired by seed (a diverged run scores 0); margin 0.02: twice the binomial standard error of one run's accuracy on 1,000 test digits (about 0.01)",
-                "دقة الاختبار النهائية، مع تطبيع الحزمة ناقص دونه، مزدوجة بالبذرة (التشغيل المتباعد يحرز 0)؛ الهامش 0.02: ضعف الخطأ المعياري الثنائي لدقة تشغيل واحد على 1000 رقم اختبار (نحو 0.01)",
+                "دقة الاختبار النهائية، مع تطبيع الحزمة ناقص دونه، مقترنة بالبذرة (التشغيل المتباعد يحرز 0)؛ الهامش 0.02: ضعف الخطأ المعياري لتوزيع ذي الحدين لدقة تشغيل واحد على 1000 رقم اختبار (نحو 0.01)",
             ),
             interval="paired t",
             kind="greater",
             margin=0.02,
             changes=(
                 "version 1 gave the baseline torch's default init and one learning rate shared with BN, so its 0.100 reflected the init; version 2 gives it Glorot init and each arm its own tuned learning rate, 10 seeds and a paired t interval",
-                "أعطى الإصدار 1 خط الأساس تهيئة torch الافتراضية ومعدل تعلم واحداً مشتركاً مع تطبيع الحزمة، فكانت دقته 0.100 أثراً للتهيئة؛ ويعطيه الإصدار 2 تهيئة غلورو ويعطي كل ذراع معدل تعلمه المضبوط، و10 بذور ومجال t مزدوجاً",
+                "أعطى الإصدار 1 خط الأساس تهيئة torch الافتراضية ومعدل تعلم واحداً مشتركاً مع تطبيع الحزمة، فكانت دقته 0.100 أثراً للتهيئة؛ ويعطيه الإصدار 2 تهيئة غلورو ويعطي كل ذراع معدل تعلمه المضبوط، و10 بذور ومجال t مقترناً",
             ),
         ),
         _estimate_sigmoid,
