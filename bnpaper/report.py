@@ -53,9 +53,9 @@ def publish_data(name: str, lang: str, **payload) -> Markdown:
 
 def status(lang: str, data: str, **fields) -> Markdown:
     """One line saying what a chapter runs, in its edition's language: the data, then each field
-    as 'label value' (labels from glossary.yml `status_<field>`; values LTR-isolated in Arabic)."""
-    from bnpaper.claims_view import ltr
+    as 'label value' (labels from glossary.yml `status_<field>`; values as code: names, numbers and
+    lists as Python writes them, left-to-right in both editions)."""
     from bnpaper.glossary import label
 
-    parts = [data] + [f"{label('status_' + k, lang)} {ltr(str(v), lang)}" for k, v in fields.items()]
+    parts = [data] + [f"{label('status_' + k, lang)} `{v}`" for k, v in fields.items()]
     return Markdown(" · ".join(parts))
