@@ -106,6 +106,7 @@ def _grid_cell(ax, rtl: bool) -> tuple:
     if spec is None:
         box = ax.get_position()
         return (-round(box.y1, 2), -box.x0 if rtl else box.x0)
+    spec = spec.get_topmost_subplotspec()  # a colorbar's `ax=` moves its axes into a nested grid
     row, col = spec.rowspan.start, spec.colspan.start
     return (row, -col if rtl else col)
 
@@ -124,7 +125,6 @@ def show(fig=None, panels: bool = True) -> None:
                 1.02,
                 panel(i),
                 transform=ax.transAxes,
-                fontweight="bold",
                 ha="right" if rtl else "left",
                 va="bottom",
             )

@@ -56,10 +56,10 @@ def reproducibility_page(
             f"## `{name}`",
             "",
             f"- {f['profile']}: `{r['params'].get('profile')}`",
-            f"- {f['device']}: `{r['params'].get('device')}` → `{r['device_resolved']}`",
+            f"- {f['device']}: `{r['params'].get('device')} → {r['device_resolved']}`",
             f"- {f['seeds']}: `{json.dumps(r['seeds'])}`",
             f"- {f['time']}: {r['seconds']} {f['seconds_unit']}",
-            f"- {f['when']}: {r['started']}",
+            f"- {f['when']}: `{r['started']}`",
             f"- {f['git']}: `{r['git']}`",
             f"- {f['source']}: `{r['bnpaper_source']}`",
             f"- {f['versions']}: " + ", ".join(f"`{k} {v}`" for k, v in r["versions"].items()),
@@ -108,7 +108,7 @@ def language_chooser(editions: dict, langs: list[str]) -> str:
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>Batch Normalization, reproduced · تطبيع الحزمة مُعاداً إنتاجه</title>
+  <title>Batch Normalization, reproduced · إعادة إنتاج تطبيع الحزمة</title>
   <style>
     body {{ {_BODY_CSS} }}
     li {{ font-size: 1.3rem; margin: 0.6rem 0; }}

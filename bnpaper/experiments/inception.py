@@ -464,7 +464,7 @@ CLAIMS = (
                 "BN-x5-Sigmoid and Inception-Sigmoid (the Baseline with sigmoid, no BN) of the small Inception "
                 "net, both with Glorot init (one paired run per evaluation seed)",
                 "BN-x5-Sigmoid وInception-Sigmoid (أي Baseline بالدالة السينية دون تطبيع الحزمة) من شبكة "
-                "Inception الصغيرة، وكلتاهما بتهيئة Glorot (تشغيل مقترن لكل بذرة تقييم)",
+                "Inception الصغيرة، وكلتاهما بتهيئة غلورو (تشغيل مقترن لكل بذرة تقييم)",
             ),
             TUNED,
             (
@@ -486,9 +486,9 @@ CLAIMS = (
                 "paired difference of final test accuracy) with a margin fixed in advance, Inception-Sigmoid's "
                 "lr tuned on its own, Glorot init for both sigmoid nets, n = 10",
                 "أخذ الإصدار 1 القيم العظمى على تقييمات الاختبار، و n = 3، وقاعدة انحرافين معياريين مع سقف 0.2 "
-                "مختار يدوياً للشبكة دون تطبيع الحزمة، وكلتاهما بمعدل Baseline المختار يدوياً وتهيئة He؛ والآن "
+                "مختار يدوياً للشبكة دون تطبيع الحزمة، وكلتاهما بمعدل Baseline المختار يدوياً وتهيئة كايمينغ هي؛ والآن "
                 "إحصاءة واحدة (الفرق المقترن في دقة الاختبار النهائية) بهامش مثبَّت مسبقاً، ومعدل Inception-Sigmoid "
-                "مضبوط وحده، وتهيئة Glorot للشبكتين السينيتين، و n = 10",
+                "مضبوط وحده، وتهيئة غلورو للشبكتين السينيتين، و n = 10",
             ),
         ),
         _acc_diff("BN-x5-Sigmoid", "Inception-Sigmoid"),
@@ -497,7 +497,7 @@ CLAIMS = (
     Claim(
         "ensemble-imagenet",
         "An ensemble of BN-Inception networks reaches 4.9% top-5 validation error on ImageNet.",
-        "مجموعة من شبكات BN-Inception تبلغ خطأ أعلى-5 (أن تغيب الفئة الصحيحة عن أرجح خمس فئات) قدره 4.9% على بيانات التحقق في ImageNet.",
+        "مجموعة من شبكات BN-Inception تبلغ خطأً قدره 4.9% في أرجح خمس فئات (أن تغيب الفئة الصحيحة عنها) على بيانات التحقق في ImageNet.",
         "paper 4.2.3, Fig. 4",
         "4.9% top-5 (4.82% test)",
         "06_inception",
@@ -506,6 +506,6 @@ CLAIMS = (
         None,
         "needs ImageNet and six full-size Inception networks; nothing at this scale can test it",
         "يتطلب ImageNet وست شبكات Inception بالحجم الكامل؛ ولا شيء بهذا النطاق يمكنه اختباره",
-        paper_ar="خطأ أعلى-5 قدره \u20664.9%\u2069 (و\u20664.82%\u2069 على الاختبار)",
+        paper_ar="خطأ أرجح خمس فئات قدره \u20664.9%\u2069 (و\u20664.82%\u2069 على الاختبار)",
     ),
 )
