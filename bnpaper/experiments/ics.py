@@ -273,35 +273,47 @@ def run_arm(cfg: ICSConfig, arm: str) -> list[dict]:
     return out
 
 
-def summarize(runs: list[dict]) -> dict:
-    """Per-seed scalars of one arm's runs (None for a diverged run)."""
-    out: dict = {
-        k: [] for k in ("drift", "ics_rel", "ics_cos", "beta", "predictiveness", "loss_range", "top_eig")
+def series(r: dict) -> dict:
+    """One run's curves over its measurements: steps (T,), drift (T - 1,: between measurements,
+    averaged over layers), ics_rel and ics_cos (T,: averaged over layers), beta, predictiveness and
+    loss_range (T,: over the landscape steps), top_eig (T,), w_norm and eff_lr (T,: averaged over the
+    weight matrices before a BN; empty without BN)."""
+    means = [np.asarray(m)[:, None] for m in zip(*r["input_mean"])]  # per layer (T, 1, units)
+    stds = [np.asarray(sd)[:, None] for sd in zip(*r["input_std"])]
+    drift = np.mean([distribution_drift(m, sd)[:, 0] for m, sd in zip(means, stds)], axis=0)
+    change = np.asarray(r["grad_change"])  # (T, eta)
+    eta = np.asarray(ETA)[None, :] * r["lr"]
+    gn = np.asarray(r["grad_norm"])  # (T,)
+    w = np.asarray(r["w_norm"])  # (T, layers before a BN)
+    return {
+        "steps": r["steps"],
+        "drift": drift.tolist(),
+        "ics_rel": np.mean(r["ics_rel"], axis=1).tolist(),
+        "ics_cos": np.mean(r["ics_cos"], axis=1).tolist(),
+        "beta": effective_beta(change.T, eta.T.repeat(len(gn), 1), gn).tolist(),
+        "predictiveness": change.max(1).tolist(),
+        "loss_range": np.ptp(np.asarray(r["loss_eta"]), axis=1).tolist(),
+        "top_eig": list(r["top_eig"]),
+        "w_norm": w.mean(1).tolist() if w.size else [],
+        "eff_lr": (r["lr"] / w**2).mean(1).tolist() if w.size else [],
     }
+
+
+SUMMARIZED = ("drift", "ics_rel", "ics_cos", "beta", "predictiveness", "loss_range", "top_eig")
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Per-seed scalars of one arm (None for a diverged run): each curve's mean over measurements,
+    the final validation and test accuracy, and the effective learning rate at the last measurement."""
+    out: dict = {k: [] for k in (*SUMMARIZED, "eff_lr_final")}
     out["final_val_acc"] = [r["final_val_acc"] for r in runs]
     out["final_test_acc"] = [r["final_test_acc"] for r in runs]
-    out["eff_lr_final"] = []
     for r in runs:
-        if r["diverged"] or len(r["steps"]) < 2:
-            for k in out:
-                if k not in ("final_val_acc", "final_test_acc"):
-                    out[k].append(None)
-            continue
-        means = [np.asarray(m) for m in zip(*r["input_mean"])]  # per layer: (T, units)
-        stds = [np.asarray(s) for s in zip(*r["input_std"])]
-        drift = np.mean([distribution_drift(m[:, None], s[:, None]).mean() for m, s in zip(means, stds)])
-        out["drift"].append(float(drift))
-        out["ics_rel"].append(float(np.mean(r["ics_rel"])))
-        out["ics_cos"].append(float(np.mean(r["ics_cos"])))
-        eta = np.asarray(ETA)[:, None] * r["lr"]
-        change = np.asarray(r["grad_change"]).T  # (eta, T)
-        gn = np.asarray(r["grad_norm"])
-        out["beta"].append(float(np.mean(effective_beta(change, np.broadcast_to(eta, change.shape), gn))))
-        out["predictiveness"].append(float(np.mean(change.max(0))))
-        out["loss_range"].append(float(np.mean(np.ptp(np.asarray(r["loss_eta"]), axis=1))))
-        out["top_eig"].append(float(np.mean(r["top_eig"])))
-        w_last = np.asarray(r["w_norm"][-1])
-        out["eff_lr_final"].append(float(np.mean(r["lr"] / w_last**2)))
+        ok = not r["diverged"] and len(r["steps"]) >= 2
+        cur = series(r) if ok else {}
+        for k in SUMMARIZED:
+            out[k].append(float(np.mean(cur[k])) if ok else None)
+        out["eff_lr_final"].append(cur["eff_lr"][-1] if ok and cur["eff_lr"] else None)
     return out
 
 
@@ -392,7 +404,11 @@ def _depth_gap(m: dict):
 
 
 def _claim(cid, en, ar, where, label, protocol, estimate, paper="-", paper_ar=""):
-    return Claim(cid, en, ar, where, paper, "09_ics", label, protocol, estimate, paper_ar=paper_ar)
+    """A claim measured in chapter 09; one from a later paper (`where` names it) is a later finding."""
+    later = not where.startswith("paper")
+    return Claim(
+        cid, en, ar, where, paper, "09_ics", label, protocol, estimate, paper_ar=paper_ar, later=later
+    )
 
 
 def _protocol(arms, statistic, interval, kind, margin, scale="difference", tuned=TUNED):
@@ -404,7 +420,7 @@ CLAIMS = (
         "ics-distribution",
         "BN reduces the shift of each layer's input distribution during training (the paper's sense of internal covariate shift).",
         "يقلل تطبيع الحزمة انزياح توزيع مدخل كل طبقة أثناء التدريب (انزياح المتغيرات المشتركة الداخلي بمعنى الورقة).",
-        "paper 2 (source §2)",
+        "paper 2",
         "sec-ics-measured",
         _protocol(
             (
@@ -426,7 +442,7 @@ CLAIMS = (
         "ics-gradient",
         "BN does not reduce internal covariate shift measured through gradients (Santurkar et al. 2018).",
         "لا يقلل تطبيع الحزمة انزياح المتغيرات المشتركة الداخلي مقيساً بالتدرجات (سانتوركار وزملاؤه 2018).",
-        "source §2",
+        "Santurkar et al. 2018, Sec. 2.2",
         "sec-ics-measured",
         _protocol(
             (
@@ -450,7 +466,7 @@ CLAIMS = (
         "noisy-bn-as-fast",
         "BN with noise that moves every layer's input distribution at every step still trains as well as BN (Santurkar et al. 2018).",
         "تطبيع الحزمة مع ضجيج يحرّك توزيع مدخل كل طبقة في كل خطوة يتدرب جيداً كتطبيع الحزمة نفسه (سانتوركار وزملاؤه 2018).",
-        "source §2",
+        "Santurkar et al. 2018, Sec. 2.1",
         "sec-ics-noisy",
         _protocol(
             (
@@ -468,12 +484,14 @@ CLAIMS = (
             0.02,
         ),
         _acc("noisy_bn", "bn"),
+        paper="noisy BN ≈ BN (VGG, CIFAR-10)",
+        paper_ar="تطبيع الحزمة المشوَّش ≈ تطبيع الحزمة (VGG، CIFAR-10)",
     ),
     _claim(
         "noisy-bn-beats-no-bn",
         "Noisy BN still trains better than no BN (Santurkar et al. 2018).",
         "ولا يزال تطبيع الحزمة المشوَّش يتدرب أفضل من الشبكة دون تطبيع الحزمة (سانتوركار وزملاؤه 2018).",
-        "source §2",
+        "Santurkar et al. 2018, Sec. 2.1",
         "sec-ics-noisy",
         _protocol(
             (
@@ -489,12 +507,14 @@ CLAIMS = (
             0.0,
         ),
         _acc("noisy_bn", "no_bn"),
+        paper="noisy BN > no BN (VGG, CIFAR-10)",
+        paper_ar="المشوَّش > دون تطبيع الحزمة (VGG، CIFAR-10)",
     ),
     _claim(
         "bn-smoother",
         "BN makes the loss smoother along the gradient: a smaller effective β-smoothness (Santurkar et al. 2018).",
         "يجعل تطبيع الحزمة الخسارة أنعم على امتداد التدرج: نعومة $\\beta$ فعلية أصغر (سانتوركار وزملاؤه 2018).",
-        "source §2",
+        "Santurkar et al. 2018, Sec. 3.1",
         "sec-ics-smooth",
         _protocol(
             (
@@ -511,12 +531,14 @@ CLAIMS = (
             scale="ratio",
         ),
         _ratio("beta", "bn", "no_bn"),
+        paper="smaller β with BN (VGG, CIFAR-10)",
+        paper_ar="$\\beta$ أصغر مع تطبيع الحزمة (VGG، CIFAR-10)",
     ),
     _claim(
         "bn-same-lr",
         "At the no-BN network's best learning rate, the networks with and without BN end close together (Bjorck et al. 2018).",
         "عند أفضل معدل تعلم للشبكة دون تطبيع الحزمة، تنتهي الشبكتان مع تطبيع الحزمة ودونه متقاربتين (بيورك وزملاؤه 2018).",
-        "source §2",
+        "Bjorck et al. 2018",
         "sec-ics-lr",
         _protocol(
             (
@@ -532,12 +554,14 @@ CLAIMS = (
             0.01,
         ),
         _acc("bn_low_lr", "no_bn"),
+        paper="close at the same small rate (CIFAR-10)",
+        paper_ar="متقاربتان بالمعدل الصغير نفسه (CIFAR-10)",
     ),
     _claim(
         "bn-gain-from-lr",
         "BN's gain comes from the larger learning rate it allows: BN at its own best rate beats BN at the no-BN rate (Bjorck et al. 2018).",
         "مكسب تطبيع الحزمة يأتي من معدل التعلم الأكبر الذي يسمح به: الشبكة المطبَّعة بأفضل معدل لها تتفوق عليها بمعدل الشبكة دونه (بيورك وزملاؤه 2018).",
-        "source §2",
+        "Bjorck et al. 2018",
         "sec-ics-lr",
         _protocol(
             (
@@ -553,12 +577,14 @@ CLAIMS = (
             0.0,
         ),
         _acc("bn", "bn_low_lr"),
+        paper="the gain comes mostly from the larger rate",
+        paper_ar="معظم المكسب من المعدل الأكبر",
     ),
     _claim(
         "wd-raises-effective-lr",
         "Weight decay on the weights before a BN raises their effective learning rate lr/||W||² (van Laarhoven 2017).",
         "اضمحلال الأوزان على الأوزان التي تسبق تطبيع الحزمة يرفع معدل تعلمها الفعلي $\\eta/\\|W\\|^2$ (فان لارهوفن 2017).",
-        "source §4.1",
+        "van Laarhoven 2017",
         "sec-ics-effective-lr",
         _protocol(
             (
@@ -575,12 +601,14 @@ CLAIMS = (
             scale="ratio",
         ),
         _ratio("eff_lr_final", "bn_wd", "bn"),
+        paper="effective rate ∝ η/||w||²",
+        paper_ar="المعدل الفعلي $\\propto \\eta/\\|w\\|^2$",
     ),
     _claim(
         "bn-gradients-explode-with-depth",
         "In deep BN networks without skip connections, gradients grow with depth at initialization (Yang et al. 2019).",
         "في الشبكات العميقة المطبَّعة بالحزمة دون وصلات تخطٍّ، تنمو التدرجات مع العمق عند التهيئة (يانغ وزملاؤه 2019).",
-        "source §4.1",
+        "Yang et al. 2019",
         "sec-ics-depth",
         _protocol(
             (
@@ -597,12 +625,14 @@ CLAIMS = (
             tuned=("nothing (no training)", "لا شيء (لا تدريب)"),
         ),
         _depth_slope,
+        paper="gradients explode with depth",
+        paper_ar="التدرجات تنفجر مع العمق",
     ),
     _claim(
         "bn-depth-worse-than-he",
         "That growth with depth is steeper with BN than without BN at He initialization (Yang et al. 2019).",
         "وهذا النمو مع العمق أشد مع تطبيع الحزمة منه دونه بتهيئة هي (يانغ وزملاؤه 2019).",
-        "source §4.1",
+        "Yang et al. 2019",
         "sec-ics-depth",
         _protocol(
             (
@@ -619,6 +649,8 @@ CLAIMS = (
             tuned=("nothing (no training)", "لا شيء (لا تدريب)"),
         ),
         _depth_gap,
+        paper="no initialization removes it",
+        paper_ar="لا تزيله أي تهيئة",
     ),
 )
 
