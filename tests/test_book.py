@@ -182,6 +182,12 @@ def test_claims_ledger_page(smoke_book, lang):
     assert text.count(f"<strong>{label('v_not_testable', lang)}</strong>") == sum(
         c.protocol is None for c in CLAIMS
     )
+    later = [c for c in CLAIMS if c.later]  # the later papers' claims, in their own table below the paper's
+    assert later and label("later_findings", lang) in html.unescape(text)
+    heading = html.unescape(text).index(label("later_findings", lang))
+    for c in later:
+        words = max(re.split(r"\$[^$]*\$", c.en if lang == "en" else c.ar), key=len).strip()
+        assert plain.index(words[:25]) > heading, c.id
 
 
 def test_figure_data_is_downloadable(smoke_book):

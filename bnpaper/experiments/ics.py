@@ -46,7 +46,7 @@ from torch.func import functional_call, vmap
 from bnpaper import data as data_mod
 from bnpaper import profiles
 from bnpaper.device import resolve_device
-from bnpaper.engine import train_many
+from bnpaper.engine import map_tasks, train_many
 from bnpaper.experiments.figure1 import LR_GRID, paper_network
 from bnpaper.protocol import Claim, Protocol, log_ratio_t, one_sample_t, paired_t
 from bnpaper.train import TrainConfig, build_model
@@ -318,8 +318,9 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def run(cfg: ICSConfig) -> dict:
-    """Every arm of the sweep, with per-seed summaries."""
-    arms = {arm: run_arm(cfg, arm) for arm in cfg.arms}
+    """Every arm of the sweep, with per-seed summaries; the arms run side by side in the worker
+    processes (bnpaper.engine.map_tasks), each measured by its own training loop."""
+    arms = dict(zip(cfg.arms, map_tasks(run_arm, [(cfg, arm) for arm in cfg.arms])))
     return {"arms": arms, "summary": {arm: summarize(rows) for arm, rows in arms.items()}}
 
 
