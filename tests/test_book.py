@@ -248,3 +248,13 @@ def test_arabic_pages_have_no_english(smoke_book):
     assert found == {}, (
         f"English words in Arabic pages ({sum(sum(c.values()) for c in found.values())}): {report}"
     )
+
+
+def test_the_ledger_page_runs_after_every_chapter_that_records():
+    """08_claims reads the ledger that 09_ics (a later file name) writes: it must run last."""
+    from bnpaper.book.pipeline import execution_order
+
+    order = list(execution_order(chapters()))
+    readers = [n for n, ch in chapters().items() if ch.reads_ledger]
+    assert readers == ["08_claims"] and order[-1] == "08_claims"
+    assert order[:-1] == sorted(order[:-1])
