@@ -113,6 +113,9 @@ _WHERE = [  # the parts of Claim.where, "paper 4.1, Fig. 1(a)" / "source §4.2",
     (re.compile(r"source §(\d[\d.]*)"), "where_source"),
     (re.compile(r"Alg\. (\d+)"), "where_algorithm"),
     (re.compile(r"Fig\. (\d+(?:\([a-c, ]+\))?)"), "where_figure"),
+    (re.compile(r"(Santurkar|Bjorck|Yang) et al\. (\d{4})"), "where_et_al"),
+    (re.compile(r"(van Laarhoven|Arora) (\d{4})"), "where_author"),
+    (re.compile(r"Sec\. (\d[\d.]*)"), "where_section"),
 ]
 
 
@@ -124,22 +127,27 @@ def panel_letters(text: str, lang: str) -> str:
     return re.sub("[a-h]", lambda m: letters[m.group(0)], text).replace(", ", "، ")
 
 
+def _where_part(key: str, m: re.Match, lang: str) -> str:
+    L = plotting.label
+    if key in ("where_paper", "where_source", "where_section"):
+        return L(key, lang).format(ltr("§" + m.group(1), lang))  # the section sign reads before its number
+    if key == "where_figure":
+        return L(key, lang).format(panel_letters(m.group(1), lang))
+    if key in (
+        "where_et_al",
+        "where_author",
+    ):  # a later paper: its first author's name in the edition's script
+        return L(key, lang).format(L("author_" + m.group(1).replace(" ", "_"), lang), m.group(2))
+    return L(key, lang).format(m.group(1))
+
+
 def where_text(where: str, lang: str) -> str:
     """Claim.where in the page's language: 'paper 3.2 (source §4)' -> 'الورقة §3.2 (النص المصدر §4)'."""
     if lang == "en":
         return where
     out = where
     for pattern, key in _WHERE:
-        out = pattern.sub(
-            lambda m, key=key: plotting.label(key, lang).format(
-                ltr("§" + m.group(1), lang)  # the section sign reads before its number
-                if key in ("where_paper", "where_source")
-                else m.group(1)
-                if key != "where_figure"
-                else panel_letters(m.group(1), lang)
-            ),
-            out,
-        )
+        out = pattern.sub(lambda m, key=key: _where_part(key, m, lang), out)
     out = out.replace(", ", "، ")
     if re.search("[A-Za-z]", out.replace(LRI, " ")):
         raise ValueError(f"claim location {where!r}: a part where_text cannot write in {lang} (see _WHERE)")

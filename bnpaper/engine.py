@@ -44,9 +44,17 @@ from torch.func import functional_call, stack_module_state, vmap
 from bnpaper import cache, cpus
 from bnpaper import data as data_mod
 from bnpaper.device import resolve_device
-from bnpaper.models import Dropout
+from bnpaper.models import BNNoise, Dropout
 from bnpaper.progress import progress
-from bnpaper.train import TrainConfig, build_model, dropout_generator, model_dtype, run_batches, train
+from bnpaper.train import (
+    TrainConfig,
+    build_model,
+    dropout_generator,
+    model_dtype,
+    noise_generator,
+    run_batches,
+    train,
+)
 
 # Networks whose runs train batched. `bnpaper bench --train` on a 2-core CPU: batching 10 runs of the
 # MLP gives 1.4x the throughput of one run at a time (per-step Python overhead dominates it), while
@@ -104,6 +112,9 @@ class Runs:
         self.buffers.update({k: v for k, v in buffers.items() if not v.is_floating_point()})
         self.template = copy.deepcopy(models[0]).to("meta")
         self.dropouts = [name for name, m in self.template.named_modules() if isinstance(m, Dropout)]
+        self.noises = {
+            n: (m.scale.numel(), m.level) for n, m in self.template.named_modules() if isinstance(m, BNNoise)
+        }
         self.masks: dict[str, torch.Tensor] = {}  # per step: {"<dropout>.mask": (R, ...)}
 
     @property
@@ -148,7 +159,8 @@ class Runs:
         """Copy run r's parameters and buffers into models[r]."""
         with torch.no_grad():
             for r, model in enumerate(models):
-                state = {k: v[r] for k, v in {**self.params, **self.buffers}.items()}
+                keys = model.state_dict().keys()  # non-persistent buffers (BNNoise's draw) stay out
+                state = {k: v[r] for k, v in {**self.params, **self.buffers}.items() if k in keys}
                 model.load_state_dict(state)
         return list(models)
 
@@ -380,6 +392,7 @@ def _train_group(
     x_va, y_va = ds.x_val.to(device, dtype), ds.y_val.to(device)  # evaluations read validation only
     its = run_batches(len(y_tr), cfg0.batch_size, [torch.Generator().manual_seed(c.seed) for c in cfgs])
     drop_gens = [dropout_generator(c.seed) for c in cfgs]
+    noise_gens = [noise_generator(c.seed) for c in cfgs]
     mask_shapes = _dropout_shapes(models[0], x_tr[: cfg0.batch_size]) if runs.dropouts else {}
 
     col = lambda v: v.view(R, 1).to(runs.flat.dtype)  # noqa: E731 (R,) -> (R, 1) against (R, P)
@@ -412,6 +425,10 @@ def _train_group(
                 ).to(device)
                 for name in runs.dropouts
             }
+        for name, (features, level) in runs.noises.items():  # noisy BN: each run's own new draw, passed
+            draws = [BNNoise.draw(features, level, g) for g in noise_gens]  # like dropout's masks
+            runs.masks[f"{name}.scale"] = torch.stack([d[0] for d in draws]).to(device, xb.dtype)
+            runs.masks[f"{name}.shift"] = torch.stack([d[1] for d in draws]).to(device, xb.dtype)
         old_buffers = {k: v.clone() for k, v in runs.buffers.items() if not v.is_floating_point()}
         old_flat_buffers = runs.flat_buffers.clone()
         params = runs.leaf_params()

@@ -47,6 +47,39 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
+class BNNoise(nn.Module):
+    """Noisy BN (Santurkar et al. 2018): after a BN, every unit is scaled and shifted by random
+    amounts, shared by the mini-batch and drawn afresh at every training step, so that the
+    distribution of the next layer's input moves all the time; inference is unchanged.
+
+    shift ~ U(-level, level) and scale ~ U(1, 1 + level) per unit: a shift of non-zero mean and a
+    spread other than 1, as in their experiment. The training loops (bnpaper.train and
+    bnpaper.engine) redraw `scale` and `shift` before every step with `draw` and the run's own
+    generator, so a run draws the same noise whether it trains alone or batched.
+    """
+
+    def __init__(self, features: int, level: float):
+        super().__init__()
+        if not level > 0:
+            raise ValueError(f"noise level must be > 0, got {level!r}")
+        self.level = level
+        # this step's draw: set by the training loop, not part of the trained state (state_dict)
+        self.register_buffer("scale", torch.ones(features), persistent=False)  # (features,)
+        self.register_buffer("shift", torch.zeros(features), persistent=False)
+
+    @staticmethod
+    def draw(features: int, level: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift), each (features,), drawn on the CPU from `generator`."""
+        u = torch.rand(2, features, generator=generator, dtype=torch.float64)
+        return (1.0 + level * u[0]).float(), (level * (2 * u[1] - 1)).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift if self.training else x
+
+    def extra_repr(self) -> str:
+        return f"features={self.scale.numel()}, level={self.level}"
+
+
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
@@ -62,14 +95,18 @@ def mlp(
     activation: str = "sigmoid",
     dropout: float = 0.0,
     bn_momentum: float | None = 0.1,
+    bn_noise: float = 0.0,
 ) -> nn.Sequential:
-    """28x28 -> hidden layers -> 10 logits (the paper's MNIST network, Sec. 4.1, is the default)."""
+    """28x28 -> hidden layers -> 10 logits (the paper's MNIST network, Sec. 4.1, is the default);
+    bn_noise > 0 puts a BNNoise of that level after every BN."""
     layers: list[nn.Module] = [nn.Flatten()]  # (N, 1, 28, 28) -> (N, 784)
     width = 28 * 28
     for h in hidden:
         layers.append(nn.Linear(width, h, bias=not bn))
         if bn:
             layers.append(BatchNorm(h, momentum=bn_momentum))
+            if bn_noise:
+                layers.append(BNNoise(h, bn_noise))
         layers.append(_act(activation))
         if dropout:
             layers.append(Dropout(dropout))

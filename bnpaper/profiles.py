@@ -135,6 +135,32 @@ SETTINGS: dict[str, dict[str, dict]] = {
             "ablation_seeds": 10,
         },
     },
+    "ics": {  # chapter 09; quick: 5 arms x 10 MLPs x 1,000 steps, each measured 6 times
+        "smoke": {
+            "steps": 30,
+            "eval_every": 15,
+            "measure_every": 15,
+            "measure_images": 60,
+            "power_iters": 2,
+            "depths": [3, 6],
+        },
+        "quick": {
+            "steps": 1000,
+            "eval_every": 100,
+            "measure_every": 200,
+            "measure_images": 250,
+            "power_iters": 10,
+            "depths": [5, 10, 20, 30, 50],
+        },
+        "paper": {
+            "steps": 2000,
+            "eval_every": 200,
+            "measure_every": 200,
+            "measure_images": 500,
+            "power_iters": 20,
+            "depths": [5, 10, 20, 30, 50],
+        },
+    },
     "figure1": {  # chapter 07
         "smoke": {"steps": 60, "track_every": 5, "eval_every": 20, "neighbour_steps": 30},
         "quick": {"steps": 5000, "track_every": 100, "eval_every": 250, "neighbour_steps": 1500},

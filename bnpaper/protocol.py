@@ -346,6 +346,9 @@ class Claim:
     untestable_en: str = ""
     untestable_ar: str = ""
     paper_ar: str = ""  # the paper's number in Arabic, where `paper` has words and not only numbers
+    later: bool = (
+        False  # a claim of a later paper (`where` names it), shown among the ledger's later findings
+    )
 
     def __post_init__(self):
         if (self.protocol is None) != (self.estimate is None):

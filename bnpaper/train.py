@@ -43,6 +43,7 @@ class TrainConfig:
     final_train_acc: bool = True  # also measure accuracy on the whole training set at the end
     read_test: bool = True  # read the test set once, at the end; tuning runs set False (validation only)
     bn_momentum: float | None = 0.1  # running-average momentum (None: cumulative average)
+    bn_noise: float = 0.0  # mlp with bn: > 0 adds Santurkar et al.'s noise after every BN (models.BNNoise)
     data_dir: str = ""  # "" = embedded 5k MNIST; else a folder with the four IDX files
     device: str = "cpu"  # resolved device ("cpu" or "cuda")
     dtype: str = "float32"  # "float32", or "float64" for exactness tests
@@ -51,6 +52,21 @@ class TrainConfig:
 def dropout_generator(seed: int) -> torch.Generator:
     """The generator of a run's dropout masks: seeded from the run's seed, apart from its batch order."""
     return torch.Generator().manual_seed(seed + 1_000_003)
+
+
+def noise_generator(seed: int) -> torch.Generator:
+    """The generator of a run's noisy-BN draws (models.BNNoise), apart from its other streams."""
+    return torch.Generator().manual_seed(seed + 2_000_029)
+
+
+def redraw_noise(model: nn.Module, generator: torch.Generator) -> None:
+    """New scale and shift for every BNNoise of one model (before each training step)."""
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, models.BNNoise):
+                scale, shift = models.BNNoise.draw(mod.scale.numel(), mod.level, generator)
+                mod.scale.copy_(scale)  # dtype and device of the model's buffers
+                mod.shift.copy_(shift)
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
@@ -69,6 +85,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
             activation=cfg.activation,
             dropout=cfg.dropout,
             bn_momentum=cfg.bn_momentum,
+            bn_noise=cfg.bn_noise,
         )
     else:
         raise ValueError(f"model must be 'convnet', 'mlp' or 'inception', got {cfg.model!r}")
@@ -180,8 +197,10 @@ def _train(cfg: TrainConfig, on_step, desc: str):
     t0 = time.perf_counter()
     it = batches(len(y_tr), cfg.batch_size, g)
     running, n_run = 0.0, 0
+    noise_gen = noise_generator(cfg.seed)
     for step in progress(range(1, cfg.steps + 1), desc=desc):
         idx = next(it).to(device)
+        redraw_noise(model, noise_gen)
         loss = TF.cross_entropy(model(x_tr[idx].contiguous(memory_format=fmt)), y_tr[idx])
         loss_value = loss.item()  # the one host synchronisation per step (bnpaper.engine has none)
         if not math.isfinite(loss_value):

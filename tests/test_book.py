@@ -182,6 +182,12 @@ def test_claims_ledger_page(smoke_book, lang):
     assert text.count(f"<strong>{label('v_not_testable', lang)}</strong>") == sum(
         c.protocol is None for c in CLAIMS
     )
+    later = [c for c in CLAIMS if c.later]  # the later papers' claims, in their own table below the paper's
+    assert later and label("later_findings", lang) in html.unescape(text)
+    heading = html.unescape(text).index(label("later_findings", lang))
+    for c in later:
+        words = max(re.split(r"\$[^$]*\$", c.en if lang == "en" else c.ar), key=len).strip()
+        assert plain.index(words[:25]) > heading, c.id
 
 
 def test_figure_data_is_downloadable(smoke_book):
@@ -242,3 +248,13 @@ def test_arabic_pages_have_no_english(smoke_book):
     assert found == {}, (
         f"English words in Arabic pages ({sum(sum(c.values()) for c in found.values())}): {report}"
     )
+
+
+def test_the_ledger_page_runs_after_every_chapter_that_records():
+    """08_claims reads the ledger that 09_ics (a later file name) writes: it must run last."""
+    from bnpaper.book.pipeline import execution_order
+
+    order = list(execution_order(chapters()))
+    readers = [n for n, ch in chapters().items() if ch.reads_ledger]
+    assert readers == ["08_claims"] and order[-1] == "08_claims"
+    assert order[:-1] == sorted(order[:-1])

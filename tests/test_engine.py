@@ -66,6 +66,29 @@ def test_batched_run_equals_single_run(model, bn):
         _assert_same(res, train(cfg))
 
 
+def test_noisy_bn_batched_equals_single_and_redraws_every_step():
+    """Santurkar et al.'s noisy BN: each run draws its own noise, the same alone or batched."""
+    from bnpaper.models import BNNoise
+
+    base = TrainConfig(**BASE, **MODELS["mlp"], bn=True, bn_noise=0.5)
+    cfgs = [replace(base, seed=s) for s in (0, 1)]
+    batched = engine.train_many(cfgs, batch=True)
+    for cfg, res in zip(cfgs, batched):
+        _assert_same(res, train(cfg))
+    alone = train(cfgs[0])[0]
+    noises = [m for m in alone.modules() if isinstance(m, BNNoise)]  # the last step's draw
+    assert len(noises) == 2 and all(not torch.equal(m.scale, torch.ones_like(m.scale)) for m in noises)
+    assert (
+        1.0 <= noises[0].scale.min() and noises[0].scale.max() <= 1.5 and noises[0].shift.abs().max() <= 0.5
+    )
+    no_noise = train(replace(cfgs[0], bn_noise=0.0))[1]
+    assert no_noise["loss"] != batched[0][1]["loss"]  # the noise changes training
+    x = torch.randn(4, 16, dtype=torch.float64)
+    assert torch.equal(noises[0].eval()(x), x)  # no noise at inference
+    with pytest.raises(ValueError, match="level"):
+        BNNoise(4, 0.0)
+
+
 @pytest.mark.parametrize("bn", [True, False], ids=["bn", "no_bn"])
 def test_a_diverging_member_stops_alone(bn):
     """Run 1's learning rate grows 1e12-fold per step (a per-run lr_decay_factor): it turns NaN

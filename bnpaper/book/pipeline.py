@@ -473,6 +473,12 @@ def parse_langs(langs: str | list[str]) -> list[str]:
     return out
 
 
+def execution_order(chs: dict) -> dict:
+    """Chapters in file-name order, except that a chapter reading the claims ledger (front matter
+    `reads_ledger`) runs after every chapter that records in it, whatever its number."""
+    return dict(sorted(chs.items(), key=lambda item: item[1].reads_ledger))
+
+
 def build_book(
     profile: str = "quick",
     device: str = "auto",
@@ -489,6 +495,7 @@ def build_book(
     chs = chapters(notebooks_dir)
     if not chs:
         raise ChapterError(f"no chapter sources found in {notebooks_dir}")
+    chs = execution_order(chs)
     # validate every chapter's parameters before anything runs
     plans = {}
     for name, ch in chs.items():

@@ -6,7 +6,15 @@ Results are plain JSON-able dicts so bnpaper.cache can store them and both editi
 
 import importlib
 
-NAMES = ("conv", "population", "learning_rate", "regularization", "figure1", "inception")  # ledger order
+NAMES = (
+    "conv",
+    "population",
+    "learning_rate",
+    "regularization",
+    "figure1",
+    "inception",
+    "ics",
+)  # ledger order
 
 
 def modules() -> list:
