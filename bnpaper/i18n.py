@@ -189,7 +189,7 @@ def arabic_plural_category(n: int) -> str:
 
 def counted(n: int, noun: str, lang: str) -> str:
     """A number with its noun, agreeing for any n: counted(10, "seed", "ar") -> «10 بذور»,
-    counted(11, ...) -> «11 بذرةً», counted(2, ...) -> «بذرتان», counted(1, ...) -> «بذرة واحدة».
+    counted(11, ...) -> «11 بذرةً», counted(2, ...) -> «بذرتين», counted(1, ...) -> «بذرة واحدة».
     Nouns and their forms are in glossary.yml `counted`. Glue the result whole ({glue:md})."""
     from bnpaper.glossary import _load
 
@@ -206,4 +206,4 @@ def counted(n: int, noun: str, lang: str) -> str:
         return forms["one"]
     if cat == "two":
         return forms["two"]
-    return f"{n:,} {forms[{'few': 'few', 'many': 'many'}.get(cat, 'other')]}"
+    return f"{n:,} {forms[cat if cat in ('few', 'many') else 'other']}"

@@ -47,7 +47,7 @@ from bnpaper import data as data_mod
 from bnpaper import profiles
 from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
-from bnpaper.experiments.figure1 import LR_GRID, paper_network
+from bnpaper.experiments.figure1 import LR_GRID, _tuning_base, paper_network
 from bnpaper.protocol import Claim, Protocol, log_ratio_t, one_sample_t, paired_t
 from bnpaper.train import TrainConfig, build_model
 from bnpaper.tuning import Tuning
@@ -59,17 +59,9 @@ ETA = (0.25, 0.5, 1.0, 2.0, 4.0)  # landscape steps, in multiples of the arm's l
 DEPTHS = (5, 10, 20, 30, 50)  # hidden layers of the deep nets at initialization (Yang et al.)
 
 
-def _tuning_base(bn: bool):
-    def base(profile: str, seed: int) -> TrainConfig:
-        s = profiles.settings("ics", profile)
-        return paper_network(s["steps"], seed, bn, eval_every=s["eval_every"], final_train_acc=False)
-
-    return base
-
-
-TUNINGS = (
-    Tuning("ics/no_bn", "lr", LR_GRID, _tuning_base(False)),
-    Tuning("ics/bn", "lr", LR_GRID, _tuning_base(True)),
+TUNINGS = (  # the Sec. 4.1 network, tuned at this chapter's run length
+    Tuning("ics/no_bn", "lr", LR_GRID, _tuning_base(False, "ics")),
+    Tuning("ics/bn", "lr", LR_GRID, _tuning_base(True, "ics")),
 )
 
 
@@ -161,10 +153,12 @@ class _Probe:
 
         return vmap(one, randomness="error")(params, buffers)
 
-    def grads(self, params: dict, create_graph: bool = False) -> dict:
+    def grads(self, params: dict, create_graph: bool = False) -> tuple[dict, dict, torch.Tensor]:
+        """({name: (R, ...) gradient}, the leaves they are taken at, the (R,) losses)."""
         leaf = {k: v if v.requires_grad else v.detach().requires_grad_() for k, v in params.items()}
-        g = torch.autograd.grad(self.losses(leaf).sum(), list(leaf.values()), create_graph=create_graph)
-        return dict(zip(leaf, g)), leaf
+        losses = self.losses(leaf)
+        g = torch.autograd.grad(losses.sum(), list(leaf.values()), create_graph=create_graph)
+        return dict(zip(leaf, g)), leaf, losses
 
     def measure(self) -> dict:
         runs, R = self.runs, self.R
@@ -178,7 +172,7 @@ class _Probe:
                 mu.append(h.mean(1).tolist())
                 sd.append(h.std(1).tolist())
             out["input_mean"], out["input_std"] = mu, sd
-        g, _ = self.grads(p0)
+        g, _, _ = self.grads(p0)
         flat = lambda d: torch.cat([d[k].reshape(R, -1) for k in d], 1)  # noqa: E731 (R, P)
         gnorm = flat(g).norm(dim=1)  # (R,)
         # gradient-based shift of hidden layers 2 ..: earlier layers step first, same digits
@@ -189,7 +183,7 @@ class _Probe:
                 k: (v - self.lr.view(R, *[1] * (v.dim() - 1)) * g[k] if int(k.split(".")[0]) < i else v)
                 for k, v in p0.items()
             }
-            g2, _ = self.grads(earlier)
+            g2, _, _ = self.grads(earlier)
             a, b = g[w].reshape(R, -1), g2[w].reshape(R, -1)
             rel.append(((a - b).norm(dim=1) / a.norm(dim=1)).tolist())
             cos.append(TF.cosine_similarity(a, b, dim=1).tolist())
@@ -199,9 +193,8 @@ class _Probe:
         for e in ETA:
             step = (e * self.lr).view(R, 1)
             moved = {k: v - step.view(R, *[1] * (v.dim() - 1)) * g[k] for k, v in p0.items()}
-            g_e, leaf = self.grads(moved)
-            with torch.no_grad():
-                loss_eta.append(self.losses(leaf).tolist())
+            g_e, _, losses = self.grads(moved)  # the loss at w - eta g comes with its gradient
+            loss_eta.append(losses.tolist())
             change.append((flat(g_e) - flat(g)).norm(dim=1).tolist())
         out["loss_eta"], out["grad_change"], out["grad_norm"] = loss_eta, change, gnorm.tolist()
         out["top_eig"] = self.top_eigenvalue(p0).tolist()
@@ -218,7 +211,7 @@ class _Probe:
         for _ in range(self.power_iters):
             norm = torch.sqrt(sum(t.reshape(R, -1).pow(2).sum(1) for t in v.values()))  # (R,)
             v = {k: t / norm.view(R, *[1] * (t.dim() - 1)) for k, t in v.items()}
-            g, leaf = self.grads(p0, create_graph=True)
+            g, leaf, _ = self.grads(p0, create_graph=True)
             dot = sum((g[k] * v[k]).sum() for k in g)
             hv = torch.autograd.grad(dot, list(leaf.values()))
             hv = dict(zip(leaf, hv))
