@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sphinx.cmd.build import build_main
 
+from bnpaper.book import chromium
 from bnpaper.book.search_ar import SearchArabic, normalise
 
 PAGES = {
@@ -38,15 +39,6 @@ PAGES = {
         الشبكات العصبية.
         """,
 }
-CHROMIUM_ARGS = [  # as tests/test_browser.py launches Debian's chromium, offline
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 JS_PROBE = """
 const fs = require("fs"), vm = require("vm");
 const ctx = {};
@@ -190,12 +182,11 @@ def test_js_stemmer(site, lang):
 
 @pytest.mark.browser
 def test_search_page_finds_proclitic_form(site):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (make system-deps installs it)")
+    if chromium.executable() is None:
+        pytest.skip(chromium.MISSING)
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        browser = chromium.launch(p)
         try:
             page = browser.new_context(offline=True).new_page()
             page.goto((site / "search.html").as_uri() + "?q=" + "بالحزمة")
