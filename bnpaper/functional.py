@@ -193,15 +193,32 @@ def fast_backward(
     fresh buffers only), so with create_graph=True autograd records it for the double backward.
     """
     dims = reduce_dims(x_hat)
-    m = values_per_channel(x_hat)
     dl_dbeta = dy.sum(dims)  # eq. 6: (N, C, *S) -> (C,)
     dl_dgamma = (dy * x_hat).sum(dims)  # eq. 5: (C,)
-    k1 = gamma * inv_std  # (C,)
-    k2 = -k1 * dl_dgamma / m
-    k3 = -k1 * dl_dbeta / m
-    dl_dx = torch.addcmul(per_channel(k3, x_hat), x_hat, per_channel(k2, x_hat))  # k2 x_hat + k3
-    dl_dx = dl_dx.addcmul_(dy, per_channel(k1, dy))  # + k1 dy
+    dl_dx = input_gradient(dy, x_hat, gamma, inv_std, dl_dbeta, dl_dgamma, values_per_channel(x_hat))
     return dl_dx, dl_dgamma, dl_dbeta
+
+
+def input_gradient(
+    dy: torch.Tensor,
+    x_hat: torch.Tensor,
+    gamma: torch.Tensor,
+    inv_std: torch.Tensor,
+    sum_dy: torch.Tensor,
+    sum_dy_xhat: torch.Tensor,
+    m: int | float | torch.Tensor,
+) -> torch.Tensor:
+    """dl/dx = k1 dy + k2 x_hat + k3 from the two per-channel sums of the mini-batch (Sec. 3.1):
+
+      k1 = gamma inv_std,  k2 = -k1 sum(dy x_hat) / m,  k3 = -k1 sum(dy) / m.
+    dy, x_hat: (N, C, *S); the rest (C,). The sums and m cover the whole mini-batch, which for
+    synchronized BN (`bnpaper.sync`) spans every replica while dy and x_hat are this replica's.
+    """
+    k1 = gamma * inv_std  # (C,)
+    k2 = -k1 * sum_dy_xhat / m
+    k3 = -k1 * sum_dy / m
+    dl_dx = torch.addcmul(per_channel(k3, x_hat), x_hat, per_channel(k2, x_hat))  # k2 x_hat + k3
+    return dl_dx.addcmul_(dy, per_channel(k1, dy))  # + k1 dy
 
 
 # ----------------------------------------------------------------------------- Algorithm 2
