@@ -194,7 +194,7 @@ def protocol_table(claim: Claim, lang: str) -> str:
     ]
     if p.changes[0]:
         rows.append((L("protocol_changes"), arabic_text(p.text("changes", lang), lang)))
-    lines = [f"| {L('protocol')} | |", "|---|---|"] + [f"| {a} | {_cell(b)} |" for a, b in rows]
+    lines = [f"| {L('protocol')} | |", "|---|---|"] + [f"| {a} | {md_cell(b)} |" for a, b in rows]
     return "\n".join(lines)
 
 
@@ -216,5 +216,8 @@ def show(claim: Claim, measurement: dict, profile: str, lang: str) -> tuple[str,
     return md, verdict, est
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def md_cell(text) -> str:
+    """Text for one cell of a Markdown table: a norm written \\| in math becomes \\Vert (the
+    table's own pipe escaping would otherwise eat its backslash), other pipes are escaped, newlines
+    become spaces."""
+    return str(text).replace("\\|", "\\Vert ").replace("|", "\\|").replace("\n", " ")

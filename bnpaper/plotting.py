@@ -67,6 +67,16 @@ def panel(i: int, lang: str | None = None) -> str:
     return f"({label('panel_letters', lang or _lang)[i]})"
 
 
+def subplots(nrows: int = 1, ncols: int = 1, **kw):
+    """plt.subplots with the axes in the edition's reading order: in the Arabic edition the first
+    column is drawn on the right, so axes[0] is the panel read first, lettered (أ) by `show`, as
+    (a) is in English. A caption can then name the panels by letter in both editions."""
+    fig, axes = plt.subplots(nrows, ncols, **kw)
+    if _lang == "ar" and ncols > 1:
+        axes = axes[..., ::-1] if axes.ndim == 2 else axes[::-1]  # (ncols,) or (nrows, ncols)
+    return fig, axes
+
+
 def figure_texts(fig) -> list[str]:
     """Every string a reader sees in a figure: titles, axis labels, tick labels, legends, notes."""
     from matplotlib.text import Text

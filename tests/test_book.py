@@ -250,6 +250,22 @@ def test_arabic_pages_have_no_english(smoke_book):
     )
 
 
+def test_arabic_citations_read_in_arabic(smoke_book):
+    """«Ioffe و Szegedy، 2015», «Yang وآخرون، 2019», and «؛» between the works of one citation."""
+    import re
+
+    page = (smoke_book / "ar" / "09_ics.html").read_text(encoding="utf-8")
+    refs = re.findall(
+        r'<a class="reference internal" href="references.html#[^"]*" title="[^"]*">([^<]*)</a>(.{0,2})', page
+    )
+    assert refs, "no citation found on the Arabic chapter 09"
+    assert all("et al" not in t and " and " not in t and re.search(r"، \d{4}", t) for t, _ in refs), refs
+    follow = [sep for _, sep in refs if not sep.startswith("]")]
+    assert follow and set(follow) == {"؛ "}, follow  # chapter 09 cites two works at once
+    en = (smoke_book / "en" / "09_ics.html").read_text(encoding="utf-8")
+    assert "<em>et al.</em>, 2019</a>, " in en  # the English edition keeps its own
+
+
 def test_the_ledger_page_runs_after_every_chapter_that_records():
     """08_claims reads the ledger that 09_ics (a later file name) writes: it must run last."""
     from bnpaper.book.pipeline import execution_order

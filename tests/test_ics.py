@@ -204,3 +204,59 @@ def test_each_claim_holds_and_fails_on_either_side(cid, holds, fails):
 def test_every_chapter_claim_is_a_later_finding_but_the_papers_own():
     later = {c.id: c.later for c in ics.CLAIMS}
     assert later.pop("ics-distribution") is False and all(later.values())
+
+
+def _verdicts(**changes):
+    v = {c.id: "holds" for c in ics.CLAIMS}
+    v.update({k.replace("_", "-"): x for k, x in changes.items()})
+    return v
+
+
+VALUES = {
+    "ics-distribution": 0.045,
+    "ics-gradient": 0.67,
+    "bn-smoother": 0.53,
+    "wd-raises-effective-lr": 6.5,
+    "noisy_drift": 2.7,
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_conclusion_follows_the_verdicts(lang):
+    from bnpaper.protocol import Estimate
+
+    lower = Estimate(-0.005, -0.009, -0.001, 10, "paired t")
+    against = ics.conclusion(_verdicts(), VALUES, lower, lang)
+    # noisy BN no longer matches BN: the last sentence no longer dismisses the paper's explanation
+    open_ = ics.conclusion(_verdicts(noisy_bn_as_fast="does_not_hold"), VALUES, lower, lang)
+    k = 0 if lang == "en" else 1
+    assert ics._VERDICT_OF_MECHANISM["against"][k].split("{")[0] in against
+    assert (
+        ics._VERDICT_OF_MECHANISM["open"][k] in open_ and ics._VERDICT_OF_MECHANISM["open"][k] not in against
+    )
+    assert ics._SAID["noisy-bn-as-fast"]["does_not_hold"][k].split("{")[0] in open_
+    for value in ("0.045", "0.67", "0.53", "6.5", "2.7", "0.5"):
+        assert value in against, value
+    level = ics.conclusion(_verdicts(), VALUES, Estimate(0.001, -0.002, 0.004, 10, "paired t"), lang)
+    higher = ics.conclusion(_verdicts(), VALUES, Estimate(0.01, 0.004, 0.016, 10, "paired t"), lang)
+    assert "[-0.2, 0.4]" in level and ics._ENDPOINT["higher"][k].split("{")[0] in higher
+    assert ics._ENDPOINT["lower"][k].split("{")[0] in against
+    # one reason left: no list punctuation; none left: the open sentence
+    one = ics.conclusion(
+        _verdicts(bn_gain_from_lr="inconclusive", wd_raises_effective_lr="inconclusive"), VALUES, lower, lang
+    )
+    assert ics._REASONS["bn-smoother"][k] + (" instead." if lang == "en" else ".") in one
+    none = ics.conclusion(
+        _verdicts(
+            bn_smoother="inconclusive", bn_gain_from_lr="inconclusive", wd_raises_effective_lr="inconclusive"
+        ),
+        VALUES,
+        None,
+        lang,
+    )
+    assert ics._VERDICT_OF_MECHANISM["open"][k] in none
+    if lang == "ar":
+        import re
+
+        plain = re.sub(r"\$[^$]*\$|\u2066[^\u2069]*\u2069", "", against)
+        assert set(re.findall(r"[A-Za-z]+", plain)) <= {"He"}, re.findall(r"[A-Za-z]+", plain)

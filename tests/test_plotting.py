@@ -116,3 +116,25 @@ def test_every_chapter_figure_goes_through_show():
         for cell in cells:
             if "subplots(" in cell or "plt.figure(" in cell:
                 assert "plotting.show(" in cell and "plt.show()" not in cell, f"{path.name}: {cell[:200]}"
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_subplots_hand_out_axes_in_reading_order(lang):
+    """axes[0] is the panel read first: on the left in English, on the right in Arabic; both (a)/(أ)."""
+    plotting.setup(lang)
+    try:
+        fig, axes = plotting.subplots(2, 3)
+        x0 = [[ax.get_position().x0 for ax in row] for row in axes]
+        y0 = [[ax.get_position().y0 for ax in row] for row in axes]
+        plotting.show(fig)
+        first = [t.get_text() for t in axes[0, 0].texts]
+        fig1, row = plotting.subplots(1, 2)
+        order = row[0].get_position().x0 > row[1].get_position().x0
+        plotting.plt.close(fig)
+        plotting.plt.close(fig1)
+    finally:
+        plotting.setup("en")
+    rtl = lang == "ar"
+    assert all((r[0] > r[1] > r[2]) if rtl else (r[0] < r[1] < r[2]) for r in x0)
+    assert y0[0][0] > y0[1][0]  # rows stay top to bottom
+    assert first == [plotting.panel(0, lang)] and order == rtl

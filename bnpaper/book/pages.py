@@ -9,11 +9,8 @@ import re
 
 import nbformat
 
+from bnpaper.claims_view import md_cell as _cell
 from bnpaper.glossary import terms
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _in_lang(text: str, lang: str) -> str:

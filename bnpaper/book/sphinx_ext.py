@@ -56,7 +56,7 @@ def _localize_citations(app, doctree, docname):
 
     if app.config.language != "ar":
         return
-    for ref in doctree.findall(nodes.reference):
+    for ref in list(doctree.findall(nodes.reference)):
         if "bibtex" not in " ".join(ref.get("classes", [])) and "references" not in ref.get("refuri", ""):
             continue
         text = ref.astext()  # "Yang <em>et al.</em>, 2019" is three nodes
@@ -64,6 +64,9 @@ def _localize_citations(app, doctree, docname):
         if new != text:
             ref.children = []
             ref += nodes.Text(new)
+            after = ref.next_node(descend=False, siblings=True)  # "[A, 2019, B, 2017]": the list's comma
+            if isinstance(after, nodes.Text) and after.astext() == ", ":
+                after.parent.replace(after, nodes.Text("؛ "))
 
 
 def _finish_pages(app, exc):

@@ -44,7 +44,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from bnpaper import data as data_mod
-from bnpaper import profiles
+from bnpaper import i18n, profiles
 from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
 from bnpaper.experiments.figure1 import LR_GRID, _tuning_base, paper_network
@@ -368,11 +368,28 @@ TUNED = (
     f"the learning rate of the network without BN and of the network with BN, each on its own, on the 2x grid "
     f"{LR_GRID[0]:g} ... {LR_GRID[-1]:g}, by mean final validation accuracy over {_TS} at this chapter's run "
     "length (`bnpaper tune`, keys `ics/no_bn`, `ics/bn`); noisy BN and BN with weight decay use BN's rate",
-    f"معدل التعلم للشبكة دون تطبيع الحزمة وللشبكة معه، كلٌّ على حدة، على سلّم القيم المضاعف "
-    f"{LR_GRID[0]:g} ... {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {_TS_AR} بطول تشغيلات هذا الفصل "
+    f"معدل التعلم للشبكة دون تطبيع الحزمة وللشبكة معه، كلٌّ على حدة، على سلّم القيم (كل قيمة ضعف سابقتها) من "
+    f"{LR_GRID[0]:g} إلى {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {_TS_AR} بطول تشغيلات هذا الفصل "
     "(`bnpaper tune`، المفتاحان `ics/no_bn` و`ics/bn`)؛ ويستعمل تطبيع الحزمة المشوَّش وتطبيع الحزمة مع اضمحلال الأوزان معدلَ تطبيع الحزمة",
 )
 NEW = ("a new claim of this book: version 1", "ادعاء جديد في هذا الكتاب: الإصدار 1")
+_q, _p = (profiles.SETTINGS["ics"][k]["measure_images"] for k in ("quick", "paper"))
+DIGITS = (  # the fixed training digits every measurement uses, as each profile sets them
+    f"the same training digits at every measurement: {_q} in the quick profile, {_p} in the paper profile",
+    f"أرقام التدريب نفسها في كل قياس: {i18n.counted(_q, 'digit', 'ar')} في نمط التشغيل السريع و"
+    f"{i18n.counted(_p, 'digit', 'ar')} في نمط الورقة",
+)
+DIGITS_V2 = (  # version 2 of the three measured-on-digits claims, fixed before any new run
+    "2026-11-27",
+    (
+        "version 2: the statistic now states how many training digits each profile measures on "
+        f"({_q} quick, {_p} paper); version 1 said 500 for both, while the quick runs it judged used "
+        f"{_q}. The measurement, the arms and the rule are unchanged.",
+        f"الإصدار 2: يذكر المقياس الإحصائي الآن عدد أرقام التدريب التي يقيس عليها كل نمط تشغيل "
+        f"({_q} في السريع و{_p} في نمط الورقة)؛ وكان الإصدار 1 يذكر 500 للنمطين، مع أن التشغيلات "
+        f"السريعة التي حكم عليها استعملت {_q}. القياس والأذرع والقاعدة لم تتغير.",
+    ),
+)
 
 
 def _ratio(key: str, num: str, den: str):
@@ -405,8 +422,11 @@ def _claim(cid, en, ar, where, label, protocol, estimate, paper="-", paper_ar=""
     )
 
 
-def _protocol(arms, statistic, interval, kind, margin, scale="difference", tuned=TUNED):
-    return Protocol(1, FIXED, arms, tuned, statistic, interval, kind, margin, scale=scale, changes=NEW)
+def _protocol(arms, statistic, interval, kind, margin, scale="difference", tuned=TUNED, v2=False):
+    version, fixed, changes = (2, *DIGITS_V2) if v2 else (1, FIXED, NEW)
+    return Protocol(
+        version, fixed, arms, tuned, statistic, interval, kind, margin, scale=scale, changes=changes
+    )
 
 
 CLAIMS = (
@@ -422,13 +442,18 @@ CLAIMS = (
                 NET[1] + " دون تطبيع الحزمة ومعه، كلٌّ بمعدله المضبوط",
             ),
             (
-                "per seed, the drift of the inputs of hidden layers 2, 3 and the output layer between measurements (mean over units of |Δμ|/σ + |Δ log σ|, on 500 fixed training digits, every measurement interval), averaged; the geometric mean over seeds of BN's drift over no BN's",
-                "لكل بذرة، انجراف مدخلات الطبقتين المخفيتين 2 و3 وطبقة المخرج بين القياسات (متوسط $|\\Delta\\mu|/\\sigma + |\\Delta\\log\\sigma|$ على الوحدات، على 500 رقم تدريب ثابت، في كل فترة قياس)، متوسطاً؛ والمتوسط الهندسي عبر البذور لنسبة انجراف الشبكة المطبَّعة إلى انجراف الشبكة دونه",
+                "per seed, the drift of the inputs of hidden layers 2, 3 and the output layer between measurements (mean over units of |Δμ|/σ + |Δ log σ|, on "
+                + DIGITS[0]
+                + ", every measurement interval), averaged; the geometric mean over seeds of BN's drift over no BN's",
+                "لكل بذرة، انجراف مدخلات الطبقتين المخفيتين 2 و3 وطبقة المخرج بين القياسات (متوسط $|\\Delta\\mu|/\\sigma + |\\Delta\\log\\sigma|$ على الوحدات، على "
+                + DIGITS[1]
+                + "، في كل فترة قياس)، مأخوذاً متوسطه؛ والمتوسط الهندسي عبر البذور لنسبة انجراف الشبكة المطبَّعة إلى انجراف الشبكة غير المطبَّعة",
             ),
             "t on log ratios",
             "less",
             1.0,
             scale="ratio",
+            v2=True,
         ),
         _ratio("drift", "bn", "no_bn"),
     ),
@@ -444,17 +469,22 @@ CLAIMS = (
                 NET[1] + " دون تطبيع الحزمة ومعه، كلٌّ بمعدله المضبوط",
             ),
             (
-                "per seed, ||G - G'|| / ||G|| for hidden layers 2 and 3 (G = dL/dW_i; G' the same after layers 1 .. i-1 take an SGD step of the arm's rate on the same 500 digits), averaged over layers and measurements; the geometric mean over seeds of BN's over no BN's. 'Does not reduce' reads: BN's is at least 0.8 of no BN's",
-                "لكل بذرة، $\\|G - G'\\| / \\|G\\|$ للطبقتين المخفيتين 2 و3 ($G$ تدرج الخسارة بالنسبة إلى $W_i$، و$G'$ التدرج نفسه بعد أن تخطو الطبقات السابقة خطوة انحدار تدرجي بمعدل الذراع على الأرقام الـ 500 نفسها)، متوسطاً على الطبقات والقياسات؛ والمتوسط الهندسي عبر البذور لنسبة قيمة الشبكة المطبَّعة إلى قيمة الشبكة دونه. و«لا يقلل» تعني: قيمة الشبكة المطبَّعة لا تقل عن 0.8 من قيمة الشبكة دونه",
+                "per seed, ||G - G'|| / ||G|| for hidden layers 2 and 3 (G = dL/dW_i; G' the same after layers 1 .. i-1 take an SGD step of the arm's rate on the same digits: "
+                + DIGITS[0]
+                + "), averaged over layers and measurements; the geometric mean over seeds of BN's over no BN's. 'Does not reduce' reads: BN's is at least 0.8 of no BN's",
+                "لكل بذرة، $\\|G - G'\\| / \\|G\\|$ للطبقتين المخفيتين 2 و3 ($G$ تدرج الخسارة بالنسبة إلى $W_i$، و$G'$ التدرج نفسه بعد أن تخطو الطبقات السابقة خطوة انحدار تدرجي بمعدل الذراع على "
+                + DIGITS[1]
+                + ")، مأخوذاً متوسطه على الطبقات والقياسات؛ والمتوسط الهندسي عبر البذور لنسبة قيمة الشبكة المطبَّعة إلى قيمة الشبكة غير المطبَّعة. و«لا يقلل» تعني: قيمة الشبكة المطبَّعة لا تقل عن 0.8 من قيمة الشبكة غير المطبَّعة",
             ),
             "t on log ratios",
             "greater",
             0.8,
             scale="ratio",
+            v2=True,
         ),
         _ratio("ics_rel", "bn", "no_bn"),
         paper="BN's ICS ≥ no BN's",
-        paper_ar="انزياح الشبكة المطبَّعة ≥ انزياح الشبكة دونه",
+        paper_ar="انزياح الشبكة المطبَّعة ≥ انزياح الشبكة غير المطبَّعة",
     ),
     _claim(
         "noisy-bn-as-fast",
@@ -484,7 +514,7 @@ CLAIMS = (
     _claim(
         "noisy-bn-beats-no-bn",
         "Noisy BN still trains better than no BN (Santurkar et al. 2018).",
-        "ولا يزال تطبيع الحزمة المشوَّش يتدرب أفضل من الشبكة دون تطبيع الحزمة (سانتوركار وزملاؤه 2018).",
+        "لا يزال تطبيع الحزمة المشوَّش يتدرب أفضل من الشبكة دون تطبيع الحزمة (سانتوركار وزملاؤه 2018).",
         "Santurkar et al. 2018, Sec. 2.1",
         "sec-ics-noisy",
         _protocol(
@@ -494,7 +524,7 @@ CLAIMS = (
             ),
             (
                 "final validation accuracy, noisy BN minus no BN, paired by seed",
-                "دقة التحقق النهائية، تطبيع الحزمة المشوَّش ناقص الشبكة دونه، مقترنة بالبذرة",
+                "دقة التحقق النهائية، تطبيع الحزمة المشوَّش ناقص الشبكة غير المطبَّعة، مقترنة بالبذرة",
             ),
             "paired t",
             "greater",
@@ -516,13 +546,18 @@ CLAIMS = (
                 NET[1] + " دون تطبيع الحزمة ومعه، كلٌّ بمعدله المضبوط",
             ),
             (
-                "per seed, the effective β-smoothness max over steps η of ||∇L(w - ηg) - g|| / ||ηg|| (η = 0.25 ... 4 times the arm's rate, 500 fixed digits), averaged over measurements; the geometric mean over seeds of BN's over no BN's",
-                "لكل بذرة، نعومة $\\beta$ الفعلية $\\max_\\eta \\|\\nabla L(w - \\eta g) - g\\| / \\|\\eta g\\|$ (بخطوات $\\eta$ من 0.25 إلى 4 أضعاف معدل الذراع، على 500 رقم ثابت)، متوسطةً على القياسات؛ والمتوسط الهندسي عبر البذور لنسبة قيمة الشبكة المطبَّعة إلى قيمة الشبكة دونه",
+                "per seed, the effective β-smoothness max over steps η of ||∇L(w - ηg) - g|| / ||ηg|| (η = 0.25 ... 4 times the arm's rate, on "
+                + DIGITS[0]
+                + "), averaged over measurements; the geometric mean over seeds of BN's over no BN's",
+                "لكل بذرة، نعومة $\\beta$ الفعلية $\\max_\\eta \\|\\nabla L(w - \\eta g) - g\\| / \\|\\eta g\\|$ (بخطوات $\\eta$ من 0.25 إلى 4 أضعاف معدل الذراع، على "
+                + DIGITS[1]
+                + ")، مأخوذاً متوسطها على القياسات؛ والمتوسط الهندسي عبر البذور لنسبة قيمة الشبكة المطبَّعة إلى قيمة الشبكة غير المطبَّعة",
             ),
             "t on log ratios",
             "less",
             1.0,
             scale="ratio",
+            v2=True,
         ),
         _ratio("beta", "bn", "no_bn"),
         paper="smaller β with BN (VGG, CIFAR-10)",
@@ -537,11 +572,11 @@ CLAIMS = (
         _protocol(
             (
                 NET[0] + " with BN and without BN, both at the no-BN network's tuned rate",
-                NET[1] + " مع تطبيع الحزمة ودونه، كلاهما بمعدل الشبكة دونه المضبوط",
+                NET[1] + " مع تطبيع الحزمة ودونه، كلاهما بمعدل الشبكة غير المطبَّعة المضبوط",
             ),
             (
                 "final validation accuracy, BN minus no BN at the same rate, paired by seed; equivalent within ±0.01 (one point)",
-                "دقة التحقق النهائية، الشبكة المطبَّعة ناقص الشبكة دونه بالمعدل نفسه، مقترنة بالبذرة؛ متكافئتان ضمن ±0.01 (نقطة واحدة)",
+                "دقة التحقق النهائية، الشبكة المطبَّعة ناقص الشبكة غير المطبَّعة بالمعدل نفسه، مقترنة بالبذرة؛ متكافئتان ضمن ±0.01 (نقطة واحدة)",
             ),
             "paired t",
             "equivalent",
@@ -554,17 +589,17 @@ CLAIMS = (
     _claim(
         "bn-gain-from-lr",
         "BN's gain comes from the larger learning rate it allows: BN at its own best rate beats BN at the no-BN rate (Bjorck et al. 2018).",
-        "مكسب تطبيع الحزمة يأتي من معدل التعلم الأكبر الذي يسمح به: الشبكة المطبَّعة بأفضل معدل لها تتفوق عليها بمعدل الشبكة دونه (بيورك وزملاؤه 2018).",
+        "مكسب تطبيع الحزمة يأتي من معدل التعلم الأكبر الذي يسمح به: تتفوق الشبكة المطبَّعة بأفضل معدل لها على نفسها بمعدل الشبكة غير المطبَّعة (بيورك وزملاؤه 2018).",
         "Bjorck et al. 2018",
         "sec-ics-lr",
         _protocol(
             (
                 NET[0] + " with BN, at its own tuned rate and at the no-BN network's",
-                NET[1] + " مع تطبيع الحزمة، بمعدلها المضبوط وبمعدل الشبكة دونه",
+                NET[1] + " مع تطبيع الحزمة، بمعدلها المضبوط وبمعدل الشبكة غير المطبَّعة",
             ),
             (
                 "final validation accuracy, BN at its rate minus BN at the no-BN rate, paired by seed",
-                "دقة التحقق النهائية، الشبكة المطبَّعة بمعدلها ناقص الشبكة المطبَّعة بمعدل الشبكة دونه، مقترنة بالبذرة",
+                "دقة التحقق النهائية، الشبكة المطبَّعة بمعدلها ناقص الشبكة المطبَّعة بمعدل الشبكة غير المطبَّعة، مقترنة بالبذرة",
             ),
             "paired t",
             "greater",
@@ -576,7 +611,7 @@ CLAIMS = (
     ),
     _claim(
         "wd-raises-effective-lr",
-        "Weight decay on the weights before a BN raises their effective learning rate lr/||W||² (van Laarhoven 2017).",
+        "Weight decay on the weights before a BN raises their effective learning rate lr/‖W‖² (van Laarhoven 2017).",
         "اضمحلال الأوزان على الأوزان التي تسبق تطبيع الحزمة يرفع معدل تعلمها الفعلي $\\eta/\\|W\\|^2$ (فان لارهوفن 2017).",
         "van Laarhoven 2017",
         "sec-ics-effective-lr",
@@ -595,7 +630,7 @@ CLAIMS = (
             scale="ratio",
         ),
         _ratio("eff_lr_final", "bn_wd", "bn"),
-        paper="effective rate ∝ η/||w||²",
+        paper="effective rate ∝ η/‖w‖²",
         paper_ar="المعدل الفعلي $\\propto \\eta/\\|w\\|^2$",
     ),
     _claim(
@@ -625,13 +660,13 @@ CLAIMS = (
     _claim(
         "bn-depth-worse-than-he",
         "That growth with depth is steeper with BN than without BN at He initialization (Yang et al. 2019).",
-        "وهذا النمو مع العمق أشد مع تطبيع الحزمة منه دونه بتهيئة هي (يانغ وزملاؤه 2019).",
+        "هذا النمو مع العمق أشد مع تطبيع الحزمة منه دونه بتهيئة He (يانغ وزملاؤه 2019).",
         "Yang et al. 2019",
         "sec-ics-depth",
         _protocol(
             (
                 "the same networks with BN, and without BN at He initialization",
-                "الشبكات نفسها مع تطبيع الحزمة، ودونه بتهيئة هي",
+                "الشبكات نفسها مع تطبيع الحزمة، ودونه بتهيئة He",
             ),
             (
                 "per seed, the slope with BN minus the slope without BN (as above), paired by seed",
@@ -667,3 +702,193 @@ def profile_config(profile: str, lr: dict, data_dir: str = "", device: str = "cp
 def depth_config(profile: str, data_dir: str = "") -> DepthConfig:
     s = profiles.settings("ics", profile)
     return DepthConfig(depths=list(s["depths"]), seeds=profiles.eval_seeds(profile), data_dir=data_dir)
+
+
+# ----------------------------------------------------------------------------- the chapter's conclusion
+
+_SAID = {  # (English, Arabic) sentences, picked by verdict; {x} are numbers the code fills in
+    "ics-distribution": {
+        "holds": (
+            "In the paper's own sense BN does reduce internal covariate shift: the inputs of the layers "
+            "drift {x} times as much as without BN.",
+            "بمعنى الورقة نفسه، يقلل تطبيع الحزمة فعلاً انزياح المتغيرات المشتركة الداخلي: تنجرف مدخلات "
+            "الطبقات بنسبة {x} من انجرافها في الشبكة غير المطبَّعة.",
+        ),
+        "other": (
+            "In the paper's own sense this chapter does not show that BN reduces internal covariate shift "
+            "(a drift {x} times that without BN).",
+            "بمعنى الورقة نفسه، لا يبيّن هذا الفصل أن تطبيع الحزمة يقلل انزياح المتغيرات المشتركة الداخلي "
+            "(انجراف بنسبة {x} من انجراف الشبكة غير المطبَّعة).",
+        ),
+    },
+    "noisy-bn-as-fast": {
+        "holds": (
+            "But a smaller drift is not what BN's benefit needs: with noise that makes the distributions "
+            "drift {x} times as much as BN's, noisy BN still ends within {m} of BN.",
+            "لكن الانجراف الأصغر ليس ما تحتاج إليه فائدة تطبيع الحزمة: فمع ضجيج يجعل التوزيعات تنجرف "
+            "{x} ضعفَ انجرافها مع تطبيع الحزمة، تظل دقة الشبكة المشوَّشة ضمن {m} من دقة الشبكة المطبَّعة.",
+        ),
+        "does_not_hold": (
+            "Noisy BN, whose distributions drift {x} times as much as BN's, trains worse than BN here, so "
+            "this experiment does not rule out that steadier distributions help.",
+            "أما الشبكة المشوَّشة، التي تنجرف توزيعاتها {x} ضعفَ انجرافها مع تطبيع الحزمة، فتتدرب هنا أسوأ من "
+            "الشبكة المطبَّعة، فلا تستبعد هذه التجربة أن التوزيعات الأثبت تساعد.",
+        ),
+        "other": (
+            "Whether noisy BN, whose distributions drift {x} times as much as BN's, trains as well as BN "
+            "is not settled by these runs.",
+            "ولا تحسم هذه التشغيلات هل تتدرب الشبكة المشوَّشة، التي تنجرف توزيعاتها {x} ضعفَ انجرافها مع "
+            "تطبيع الحزمة، كالشبكة المطبَّعة.",
+        ),
+    },
+    "ics-gradient": {
+        "holds": (
+            "Measured through gradients, BN does not reduce the shift: it is {x} times that without BN.",
+            "ومقيساً بالتدرجات، لا يقلل تطبيع الحزمة الانزياح: يبلغ {x} من انزياح الشبكة غير المطبَّعة.",
+        ),
+        "does_not_hold": (
+            "Measured through gradients, BN does reduce the shift here ({x} times that without BN), "
+            "unlike in Santurkar et al.'s networks.",
+            "ومقيساً بالتدرجات، يقلل تطبيع الحزمة الانزياح هنا ({x} من انزياح الشبكة غير المطبَّعة)، خلافاً "
+            "لشبكات سانتوركار وزملائه.",
+        ),
+        "other": (
+            "Measured through gradients, the shift with BN is {x} times that without, and the runs do not "
+            "decide whether BN reduces it.",
+            "ومقيساً بالتدرجات، يبلغ الانزياح مع تطبيع الحزمة {x} منه دونه، ولا تحسم التشغيلات هل يقلله.",
+        ),
+    },
+    "bn-smoother": {
+        "holds": (
+            "What BN clearly changes is the loss along the gradient: its effective β-smoothness is {x} "
+            "times that without BN, as Santurkar et al.'s explanation has it.",
+            "وما يغيّره تطبيع الحزمة بوضوح هو الخسارة على امتداد التدرج: تبلغ نعومة $\\beta$ الفعلية {x} "
+            "من نظيرتها دونه، كما يقول تفسير سانتوركار وزملائه.",
+        ),
+        "other": (
+            "The loss is not shown to be smoother with BN here (effective β-smoothness {x} times that "
+            "without BN).",
+            "ولا يتبيّن هنا أن الخسارة أنعم مع تطبيع الحزمة (نعومة $\\beta$ الفعلية {x} من نظيرتها دونه).",
+        ),
+    },
+    "bn-gain-from-lr": {
+        "holds": (
+            "And BN's gain over itself comes from the larger learning rate it allows: held to the rate of "
+            "the network without BN, it ends lower.",
+            "ويأتي مكسب الشبكة المطبَّعة على نفسها من معدل التعلم الأكبر الذي يسمح به تطبيع الحزمة: فإذا "
+            "قُيِّدت بمعدل الشبكة غير المطبَّعة انتهت أدنى.",
+        ),
+        "other": (
+            "These runs do not show that BN's gain comes from the larger learning rate it allows.",
+            "ولا تبيّن هذه التشغيلات أن مكسب تطبيع الحزمة يأتي من معدل التعلم الأكبر الذي يسمح به.",
+        ),
+    },
+    "wd-raises-effective-lr": {
+        "holds": (
+            "Weight decay reaches the weights before a BN through their effective learning rate, which "
+            "it leaves {x} times as high by the end of training.",
+            "ويبلغ اضمحلالُ الأوزان الأوزانَ التي تسبق تطبيع الحزمة عبر معدل تعلمها الفعلي، الذي يتركه في "
+            "نهاية التدريب {x} ضعفَ ما يكون دونه.",
+        ),
+        "other": (
+            "These runs do not show weight decay raising the effective learning rate ({x} times).",
+            "ولا تبيّن هذه التشغيلات أن اضمحلال الأوزان يرفع معدل التعلم الفعلي (النسبة {x}).",
+        ),
+    },
+    "bn-depth-worse-than-he": {
+        "holds": (
+            "Nor does BN make a deep network without skip connections well-conditioned at initialization: "
+            "the gradients grow with depth, faster than without BN at He initialization.",
+            "ولا يجعل تطبيع الحزمة الشبكةَ العميقة دون وصلات تخطٍّ حسنةَ التكييف عند التهيئة: تنمو التدرجات "
+            "مع العمق، أسرع منها دون تطبيع الحزمة بتهيئة He.",
+        ),
+        "other": (
+            "Whether BN makes gradients at initialization grow faster with depth than He initialization "
+            "without BN is not settled here.",
+            "ولا يُحسم هنا هل يجعل تطبيع الحزمة التدرجات عند التهيئة تنمو مع العمق أسرع منها دونه بتهيئة He.",
+        ),
+    },
+}
+_ENDPOINT = {  # BN at its rate against no BN at its rate: a description with its interval, not a claim
+    "higher": (
+        "At their own tuned rates, BN ends {d} points of validation accuracy above the network without BN.",
+        "وبمعدليهما المضبوطين، تنتهي الشبكة المطبَّعة أعلى من غير المطبَّعة بفارق {d} نقطة مئوية في دقة التحقق.",
+    ),
+    "lower": (
+        "At their own tuned rates, BN ends {d} points of validation accuracy below the network without BN "
+        "on this small network: the rate it tolerates, not a better end point, is its gain here.",
+        "وبمعدليهما المضبوطين، تنتهي الشبكة المطبَّعة أدنى من غير المطبَّعة بفارق {d} نقطة مئوية في دقة التحقق على "
+        "هذه الشبكة الصغيرة: فمكسب تطبيع الحزمة هنا هو المعدل الذي يحتمله، لا نقطة نهاية أفضل.",
+    ),
+    "level": (
+        "At their own tuned rates, BN and the network without BN end level (validation accuracy, BN minus "
+        "no BN: {d} points).",
+        "وبمعدليهما المضبوطين، تنتهي الشبكتان متقاربتين (دقة التحقق، المطبَّعة ناقص غير المطبَّعة: {d} نقطة مئوية).",
+    ),
+}
+_VERDICT_OF_MECHANISM = {  # the last sentence, from the verdicts of the shift, noisy BN and smoothness
+    "against": (
+        "So the evidence here supports the paper's description of what BN does to the distributions, but "
+        "not its explanation of why BN helps; it supports {reasons} instead.",
+        "فالأدلة هنا تؤيد وصف الورقة لما يفعله تطبيع الحزمة بالتوزيعات، لا تفسيرها لسبب نفعه؛ وتؤيد بدلاً "
+        "منه {reasons}.",
+    ),
+    "open": (
+        "So the evidence here does not separate the paper's explanation from the later ones.",
+        "فالأدلة هنا لا تفصل بين تفسير الورقة والتفسيرات اللاحقة.",
+    ),
+}
+_REASONS = {
+    "bn-smoother": ("a smoother loss", "خسارةً أنعم"),
+    "bn-gain-from-lr": ("a licence for larger learning rates", "رخصةً لمعدلات تعلم أكبر"),
+    "wd-raises-effective-lr": (
+        "an effective learning rate set by the weights' norm",
+        "معدلَ تعلم فعلياً يحدده معيار الأوزان",
+    ),
+}
+
+
+def conclusion(verdicts: dict, values: dict, endpoint, lang: str) -> str:
+    """The closing paragraph, every sentence picked by a verdict and filled with the measured numbers.
+
+    verdicts: claim id -> verdict; values: claim id -> the estimate's value (a ratio); endpoint: the
+    Estimate of BN minus no BN in final validation accuracy (each at its tuned rate)."""
+    from bnpaper.claims_view import ltr
+
+    k = 0 if lang == "en" else 1
+    by_id = {c.id: c for c in CLAIMS}
+
+    def num(v: float, digits: int = 2) -> str:  # a small ratio keeps two significant digits
+        return ltr(f"{v:.2g}" if abs(v) < 0.1 else f"{v:.{digits}f}", lang)
+
+    out = []
+    for cid in ("ics-distribution", "noisy-bn-as-fast", "ics-gradient", "bn-smoother", "bn-gain-from-lr"):
+        said = _SAID[cid]
+        text = said.get(verdicts[cid], said["other"])[k]
+        x = values.get("noisy_drift") if cid == "noisy-bn-as-fast" else values.get(cid)
+        margin = i18n.counted(round(by_id[cid].protocol.margin * 100), "point", lang)
+        out.append(
+            text.format(x=num(x, 1 if cid == "noisy-bn-as-fast" else 2) if x is not None else "-", m=margin)
+        )
+    if endpoint is not None and endpoint.n >= 2:
+        kind = "higher" if endpoint.lo > 0 else "lower" if endpoint.hi < 0 else "level"
+        d = abs(endpoint.value) if kind != "level" else endpoint.value
+        interval = (
+            f"{d * 100:.1f}"
+            if kind != "level"
+            else f"{d * 100:.1f} [{endpoint.lo * 100:.1f}, {endpoint.hi * 100:.1f}]"
+        )
+        out.append(_ENDPOINT[kind][k].format(d=ltr(interval, lang)))
+    for cid in ("wd-raises-effective-lr", "bn-depth-worse-than-he"):
+        said = _SAID[cid]
+        x = values.get(cid)
+        out.append(said.get(verdicts[cid], said["other"])[k].format(x=num(x, 1) if x is not None else "-"))
+    reasons = [_REASONS[c][k] for c in _REASONS if verdicts.get(c) == "holds"]
+    if verdicts["ics-distribution"] == "holds" and verdicts["noisy-bn-as-fast"] == "holds" and reasons:
+        joined = (", ".join(reasons[:-1]) + " and " + reasons[-1]) if lang == "en" else "، و".join(reasons)
+        if len(reasons) == 1:
+            joined = reasons[0]
+        out.append(_VERDICT_OF_MECHANISM["against"][k].format(reasons=joined))
+    else:
+        out.append(_VERDICT_OF_MECHANISM["open"][k])
+    return " ".join(out)
