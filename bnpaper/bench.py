@@ -307,3 +307,132 @@ def main_train(device: str, out_dir: Path) -> list[dict]:
     write_json_atomic(path, rows)
     print(f"wrote {path}")
     return rows
+
+
+# ----------------------------------------------------------------------------- synchronized BN (issue 14)
+
+SYNC_SHAPES = [(64, 100), (256, 1024), (64, 64, 32, 32)]  # global batches: FC, wide FC, conv
+
+
+def _fast_fn(x, w, b):
+    return batch_norm_train(x, w, b, impl="fast")[0]
+
+
+def _sync_fn(x, w, b):
+    from bnpaper.sync import sync_batch_norm_train
+
+    return sync_batch_norm_train(x, w, b)[0]
+
+
+def _single_step(x, w, b, dy, threads: int) -> float:
+    """Single-process BN on the whole global batch, with the threads of the whole machine."""
+    torch.set_num_threads(threads)
+    try:
+        return _step(_fast_fn, x, w, b, dy, lambda: None)
+    finally:
+        torch.set_num_threads(1)
+
+
+def _collectives(C: int, world: int) -> float:
+    """The collectives of one synchronized step alone: all-gather (1 + 2C,), all-reduce (2, C)."""
+    import torch.distributed as dist
+
+    packed = torch.zeros(1 + 2 * C)
+    parts = [torch.empty_like(packed) for _ in range(world)]
+    sums = torch.zeros(2, C)
+    t0 = time.perf_counter()
+    dist.all_gather(parts, packed)
+    dist.all_reduce(sums)
+    return time.perf_counter() - t0
+
+
+def _sync_replica(shapes: list, repeats: int, warmup: int) -> dict:
+    """In each of W replicas: per repeat, (1) rank 0 alone runs single-process BN on the whole global
+    batch with W threads while the others wait at a barrier, (2) every replica runs synchronized BN
+    forward + backward on its 1/W share with one thread, (3) the same collectives alone (the
+    statistics' all-gather and the gradient sums' all-reduce, same sizes). Interleaved, so machine
+    noise hits all three alike; rank 0's medians are returned."""
+    import torch.distributed as dist
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    out = []
+    for shape in shapes:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(shape, generator=g)
+        dy = torch.randn(shape, generator=g)
+        C = shape[1]
+        w = torch.ones(C, requires_grad=True)
+        b = torch.zeros(C, requires_grad=True)
+        rows = torch.tensor_split(torch.arange(shape[0]), world)[rank]
+        xl, dyl = x[rows].clone().requires_grad_(), dy[rows].clone()
+        xg = x.clone().requires_grad_()
+
+        times = {"single": [], "sync": [], "comm": []}
+        for i in range(warmup + repeats):
+            dist.barrier()
+            t = _single_step(xg, w, b, dy, world) if rank == 0 else 0.0
+            dist.barrier()
+            ts = _step(_sync_fn, xl, w, b, dyl, lambda: None)
+            dist.barrier()
+            tc = _collectives(C, world)
+            if i >= warmup:
+                times["single"].append(t)
+                times["sync"].append(ts)
+                times["comm"].append(tc)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        out.append({"shape": list(shape), **{f"{k}_ms": v * 1e3 for k, v in med.items()}})
+    return {"rows": out}
+
+
+def sync_bench(processes: int = 2, repeats: int = 25, warmup: int = 3, shapes=None) -> dict:
+    """Synchronized BN on `processes` gloo processes (one thread each) against single-process BN on
+    the same global batch (`processes` threads), forward + backward, float32, CPU: medians of
+    interleaved repeats, as ratios measured in one run, with the collectives' share of the synced step."""
+    from bnpaper.distributed import launch
+
+    if repeats < 20:
+        raise ValueError(f"repeats must be >= 20 for a stable median, got {repeats}")
+    shapes = [list(s) for s in (shapes or SYNC_SHAPES)]
+    res = launch(_sync_replica, processes, shapes, repeats, warmup, timeout_s=600)[0]
+    for r in res["rows"]:
+        r["sync_over_single"] = r["sync_ms"] / r["single_ms"]
+        r["comm_share"] = r["comm_ms"] / r["sync_ms"]
+    return {
+        "processes": processes,
+        "backend": "gloo",
+        "repeats": repeats,
+        "device_name": cpu_name(),
+        "torch": torch.__version__,
+        "cpu_count": __import__("os").cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+        **res,
+    }
+
+
+def format_sync_table(result: dict) -> str:
+    head = (
+        f"{'global batch':<18} {'single ms':>10} {'sync ms':>9} {'x single':>9} "
+        f"{'collectives ms':>15} {'share':>6}"
+    )
+    lines = [
+        f"synchronized BN on {result['processes']} {result['backend']} processes (1 thread each) vs one "
+        f"process ({result['processes']} threads), {result['device_name']}, torch {result['torch']}, "
+        f"{result['repeats']} interleaved repeats, forward + backward, float32",
+        head,
+        "-" * len(head),
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"{str(tuple(r['shape'])):<18} {r['single_ms']:>10.3f} {r['sync_ms']:>9.3f} "
+            f"{r['sync_over_single']:>9.2f} {r['comm_ms']:>15.3f} {r['comm_share']:>6.0%}"
+        )
+    return "\n".join(lines)
+
+
+def main_sync(out_dir: Path, repeats: int = 25) -> dict:
+    result = sync_bench(repeats=repeats)
+    print(format_sync_table(result))
+    path = out_dir / "bench-sync-cpu.json"
+    write_json_atomic(path, result)
+    print(f"wrote {path}")
+    return result

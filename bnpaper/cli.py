@@ -3,7 +3,7 @@
 bnpaper book [--profile quick] [--device auto] [--lang en,ar]
 bnpaper execute CHAPTER --lang ar -p name value ...
 bnpaper i18n status | ok CHAPTER:N
-bnpaper bench [--device cpu] [--repeats 25]
+bnpaper bench [--device cpu] [--repeats 25] [--train | --sync]
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--record", action="store_true", help="also record the run in book/bench/ for chapter 01")
     b.add_argument(
         "--train", action="store_true", help="training throughput: single vs batched runs vs cores"
+    )
+    b.add_argument(
+        "--sync", action="store_true", help="synchronized BN on 2 gloo processes vs one process (CPU)"
     )
 
     bk = sub.add_parser("book", help="execute every chapter and build the English and Arabic editions")
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.train:
                 bench.main_train(args.device, args.out)
+            elif args.sync:
+                bench.main_sync(args.out, args.repeats)
             else:
                 config = bench.BenchConfig(device=args.device, repeats=args.repeats)
                 bench.main(config, args.out, record=args.record)

@@ -320,3 +320,16 @@ def test_torchrun_trains_two_replicas(tmp_path, bn):
     state = torch.load(out / "model.pt", weights_only=True)
     assert any(k.endswith("running_var") for k in state)
     assert sorted(p.name for p in out.iterdir()) == ["model.pt", "result.json"]  # no temporary left
+
+
+def test_sync_benchmark_reports_ratios_measured_in_one_run():
+    """The benchmark's plumbing (not its speed): both timings come from the same launch, as ratios."""
+    from bnpaper.bench import format_sync_table, sync_bench
+
+    res = sync_bench(processes=2, repeats=20, warmup=1, shapes=[(8, 4)])
+    (row,) = res["rows"]
+    assert row["single_ms"] > 0 and row["sync_ms"] > 0 and 0 < row["comm_share"]
+    assert row["sync_over_single"] == pytest.approx(row["sync_ms"] / row["single_ms"])
+    assert "x single" in format_sync_table(res)
+    with pytest.raises(ValueError, match="repeats must be >= 20"):
+        sync_bench(repeats=5)
