@@ -170,3 +170,46 @@ class BatchNorm3d(BatchNorm):
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() != 5:
             raise ValueError(f"expected 5D input (got {x.dim()}D input)")
+
+
+class GhostBatchNorm(BatchNorm):
+    """BN over `ghost_batches` equal parts of each mini-batch, each normalized apart ("ghost" batches,
+    Hoffer, Hubara & Soudry 2017).
+
+    This is what per-replica BN computes in data-parallel training: k replicas each normalize their
+    own m = N / k examples. Running statistics follow the first part, as DistributedDataParallel
+    (broadcast_buffers=True) keeps rank 0's at every step; eval mode is plain Algorithm 2. With
+    ghost_batches = 1 it is `BatchNorm`. The k parts run as one BN call over k * C channels (part g's
+    channel c is channel g * C + c), so the hand-derived backward and the vmap rule apply unchanged.
+    """
+
+    def __init__(self, num_features: int, *args, ghost_batches: int = 1, **kwargs):
+        super().__init__(num_features, *args, **kwargs)
+        if not isinstance(ghost_batches, int) or ghost_batches < 1:
+            raise ValueError(f"ghost_batches must be a positive int, got {ghost_batches!r}")
+        self.ghost_batches = ghost_batches
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", ghost_batches={self.ghost_batches}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, *S) -> (N, C, *S)
+        k = self.ghost_batches
+        use_batch_stats = self.training or not self.track_running_stats
+        if k == 1 or not use_batch_stats:
+            return super().forward(x)
+        self._check_input_dim(x)
+        F.check_input(x, self.num_features, training=False)
+        N, C, S = x.shape[0], x.shape[1], tuple(x.shape[2:])
+        if N % k:
+            raise ValueError(
+                f"ghost BN splits each mini-batch into {k} equal parts, but got {N} examples "
+                f"({N} % {k} = {N % k}); use a batch size divisible by {k}"
+            )
+        m = N // k
+        xs = x.reshape(k, m, C, *S).transpose(0, 1).reshape(m, k * C, *S)  # (m, k*C, *S)
+        gamma = self.weight.repeat(k) if self.weight is not None else None  # (k*C,)
+        beta = self.bias.repeat(k) if self.bias is not None else None
+        y, mu_B, sigma2_B = batch_norm_train(xs, gamma, beta, self.eps, self.impl)
+        if self.training and self.track_running_stats:  # the first part's, as DDP keeps rank 0's
+            self._update_running_stats(mu_B[:C], sigma2_B[:C], F.values_per_channel(xs))
+        return y.reshape(m, k, C, *S).transpose(0, 1).reshape(N, C, *S)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bnpaper.layers import BatchNorm
+from bnpaper.layers import BatchNorm, GhostBatchNorm
 
 
 class Dropout(nn.Module):
@@ -96,15 +96,21 @@ def mlp(
     dropout: float = 0.0,
     bn_momentum: float | None = 0.1,
     bn_noise: float = 0.0,
+    ghost_batches: int = 1,
 ) -> nn.Sequential:
     """28x28 -> hidden layers -> 10 logits (the paper's MNIST network, Sec. 4.1, is the default);
-    bn_noise > 0 puts a BNNoise of that level after every BN."""
+    bn_noise > 0 puts a BNNoise of that level after every BN; ghost_batches > 1 normalizes that many
+    equal parts of each mini-batch apart (per-replica BN of data-parallel training, simulated)."""
     layers: list[nn.Module] = [nn.Flatten()]  # (N, 1, 28, 28) -> (N, 784)
     width = 28 * 28
     for h in hidden:
         layers.append(nn.Linear(width, h, bias=not bn))
         if bn:
-            layers.append(BatchNorm(h, momentum=bn_momentum))
+            layers.append(
+                BatchNorm(h, momentum=bn_momentum)
+                if ghost_batches == 1
+                else GhostBatchNorm(h, momentum=bn_momentum, ghost_batches=ghost_batches)
+            )
             if bn_noise:
                 layers.append(BNNoise(h, bn_noise))
         layers.append(_act(activation))

@@ -44,6 +44,7 @@ class TrainConfig:
     read_test: bool = True  # read the test set once, at the end; tuning runs set False (validation only)
     bn_momentum: float | None = 0.1  # running-average momentum (None: cumulative average)
     bn_noise: float = 0.0  # mlp with bn: > 0 adds Santurkar et al.'s noise after every BN (models.BNNoise)
+    ghost_batches: int = 1  # mlp with bn: BN over this many equal parts of each batch (per-replica BN)
     data_dir: str = ""  # "" = embedded 5k MNIST; else a folder with the four IDX files
     device: str = "cpu"  # resolved device ("cpu" or "cuda")
     dtype: str = "float32"  # "float32", or "float64" for exactness tests
@@ -86,9 +87,18 @@ def build_model(cfg: TrainConfig) -> nn.Module:
             dropout=cfg.dropout,
             bn_momentum=cfg.bn_momentum,
             bn_noise=cfg.bn_noise,
+            ghost_batches=cfg.ghost_batches,
         )
     else:
         raise ValueError(f"model must be 'convnet', 'mlp' or 'inception', got {cfg.model!r}")
+    if cfg.ghost_batches != 1 and not (cfg.model == "mlp" and cfg.bn):
+        raise ValueError(
+            f"ghost_batches = {cfg.ghost_batches} needs model 'mlp' with bn, got {cfg.model!r}, bn={cfg.bn}"
+        )
+    if cfg.batch_size % cfg.ghost_batches:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} does not split into {cfg.ghost_batches} equal ghost batches"
+        )
     if cfg.init not in ("torch", "he", "glorot"):
         raise ValueError(f"init must be 'torch', 'he' or 'glorot', got {cfg.init!r}")
     if cfg.init_std > 0 or cfg.init in ("he", "glorot"):

@@ -208,3 +208,18 @@ def test_a_failing_task_raises_and_the_pool_goes_on():
     with pytest.raises(ArithmeticError, match="task 2 failed"):
         engine.map_tasks(_fail_on_two, [(3,), (2,), (4,)], workers=2)
     assert engine.map_tasks(pow, [(2, 2), (3, 3)], workers=2) == [4, 27]
+
+
+def test_ghost_batches_batched_equal_single_and_differ_from_bn():
+    """Per-replica BN simulated as ghost batches: the same run alone or batched; not plain BN."""
+    base = TrainConfig(**BASE, **MODELS["mlp"], bn=True, ghost_batches=2)
+    cfgs = [replace(base, seed=s, batch_size=16) for s in (0, 1)]
+    batched = engine.train_many(cfgs, batch=True)
+    for cfg, res in zip(cfgs, batched):
+        _assert_same(res, train(cfg))
+    plain = train(replace(cfgs[0], ghost_batches=1))[1]
+    assert plain["loss"] != batched[0][1]["loss"]
+    with pytest.raises(ValueError, match="does not split into 3 equal ghost batches"):
+        train(replace(cfgs[0], ghost_batches=3))
+    with pytest.raises(ValueError, match="needs model 'mlp' with bn"):
+        train(replace(cfgs[0], bn=False))

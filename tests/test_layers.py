@@ -189,3 +189,49 @@ def test_constant_channel_layer_gives_beta():
     assert torch.isfinite(y).all() and torch.allclose(y[:, 0], torch.full((6,), 0.3))
     y.sum().backward()
     assert torch.isfinite(bn.weight.grad).all()
+
+
+@pytest.mark.parametrize("shape", [(12, 5), (6, 3, 4)])
+def test_ghost_batch_norm_is_bn_per_part(shape):
+    """k ghost batches = k BatchNorms, each over its own N/k examples (float64): outputs, gradients
+    of the input and of the shared gamma / beta, and running statistics from the first part."""
+    from bnpaper.layers import GhostBatchNorm
+
+    k, D = 3, torch.float64
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, dtype=D, generator=g) * 2 + 1
+    dy = torch.randn(shape, dtype=D, generator=g)
+    ghost = GhostBatchNorm(shape[1], ghost_batches=k, dtype=D, momentum=0.3)
+    with torch.no_grad():
+        ghost.weight.uniform_(0.5, 1.5, generator=g)
+        ghost.bias.normal_(generator=g)
+    refs = [BatchNorm(shape[1], dtype=D, momentum=0.3) for _ in range(k)]
+    for r in refs:
+        r.load_state_dict(ghost.state_dict())
+    xg = x.clone().requires_grad_()
+    ghost(xg).backward(dy)
+    xr = x.clone().requires_grad_()
+    y = torch.cat([r(part) for r, part in zip(refs, xr.chunk(k))])
+    y.backward(dy)
+    tol = {"rtol": 0, "atol": 1e-12}
+    torch.testing.assert_close(xg.grad, xr.grad, **tol)
+    torch.testing.assert_close(ghost.weight.grad, sum(r.weight.grad for r in refs), **tol)
+    torch.testing.assert_close(ghost.bias.grad, sum(r.bias.grad for r in refs), **tol)
+    torch.testing.assert_close(ghost.running_mean, refs[0].running_mean, **tol)
+    torch.testing.assert_close(ghost.running_var, refs[0].running_var, **tol)
+    assert not torch.allclose(refs[0].running_mean, refs[1].running_mean)  # the parts do differ
+    ghost.eval()
+    refs[0].eval()
+    torch.testing.assert_close(ghost(x), refs[0](x), **tol)  # inference: Algorithm 2, no parts
+    gc = GhostBatchNorm(shape[1], ghost_batches=k, dtype=D)
+    assert torch.autograd.gradcheck(gc, (x.clone().requires_grad_(),))
+
+
+def test_ghost_batch_norm_errors():
+    from bnpaper.layers import GhostBatchNorm
+
+    with pytest.raises(ValueError, match="ghost_batches must be a positive int"):
+        GhostBatchNorm(4, ghost_batches=0)
+    with pytest.raises(ValueError, match="10 % 4 = 2"):
+        GhostBatchNorm(3, ghost_batches=4)(torch.randn(10, 3))
+    assert "ghost_batches=2" in repr(GhostBatchNorm(3, ghost_batches=2))
