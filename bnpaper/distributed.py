@@ -192,10 +192,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def train(cfg: DistConfig) -> dict | None:
-    """Train under an initialized process group; rank 0 returns (and writes) the result, others None."""
-    import io
-
+def train_ddp(tc, bn: str = "sync", local_rank: int = 0) -> dict:
+    """Train `tc` (a bnpaper.train.TrainConfig, its batch_size the global batch) with DDP under an
+    initialized process group, in the order `bnpaper.train.train` takes its steps: the same initial
+    weights, the same global batches, each replica keeping its share (`local_rows`). bn: "sync"
+    converts every BN to SyncBatchNorm, "local" keeps per-replica statistics, "none" needs tc.bn off.
+    Returns the history and the trained state (on every replica; DDP keeps the weights equal)."""
     import torch.nn.functional as TF
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -203,68 +205,95 @@ def train(cfg: DistConfig) -> dict | None:
     from bnpaper import train as train_mod
     from bnpaper.sync import SyncBatchNorm
 
+    if bn not in BN_MODES:
+        raise ValueError(f"bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
+    if (bn == "none") == tc.bn:
+        raise ValueError(f"bn={bn!r} and the network's bn={tc.bn} disagree")
     rank, world = dist.get_rank(), dist.get_world_size()
-    device = (
-        torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if cfg.device == "cuda"
-        else torch.device("cpu")
-    )
-    if world > cfg.global_batch:
+    if world > tc.batch_size:
         raise ValueError(
-            f"global batch {cfg.global_batch} is smaller than the {world} replicas: each needs an example"
+            f"global batch {tc.batch_size} is smaller than the {world} replicas: each needs an example"
         )
-    ds = data_mod.load(cfg.data_dir)
-    torch.manual_seed(cfg.seed)  # the same initial weights on every replica (DDP also broadcasts rank 0's)
-    tc = train_mod.TrainConfig(model=cfg.model, bn=cfg.bn != "none", activation="relu", seed=cfg.seed)
+    device = torch.device("cuda", local_rank) if tc.device == "cuda" else torch.device("cpu")
+    dtype = train_mod.model_dtype(tc)
+    ds = data_mod.load(tc.data_dir)
+    torch.manual_seed(tc.seed)  # the same initial weights on every replica (DDP also broadcasts rank 0's)
     model = train_mod.build_model(tc)
-    if cfg.bn == "sync":
+    if bn == "sync":
         model = SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
     ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = torch.optim.SGD(ddp.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    x_tr, y_tr = ds.x_train.to(device), ds.y_train.to(device)
-    g = torch.Generator().manual_seed(cfg.seed)  # the same global batches on every replica
-    it = train_mod.batches(len(y_tr), cfg.global_batch, g)
+    opt = torch.optim.SGD(ddp.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    x_tr, y_tr = ds.x_train.to(device, dtype), ds.y_train.to(device)
+    x_va, y_va = ds.x_val.to(device, dtype), ds.y_val.to(device)
+    g = torch.Generator().manual_seed(tc.seed)  # the same global batches on every replica
+    it = train_mod.batches(len(y_tr), tc.batch_size, g)
     hist = {"steps": [], "loss": [], "val_acc": [], "diverged": False, "diverged_at": None}
     t0 = time.perf_counter()
-    for step in range(1, cfg.steps + 1):
+    for step in range(1, tc.steps + 1):
         rows = local_rows(next(it), rank, world).to(device)
-        # sum over this replica's rows / the global batch, times W: DDP's average of the replicas'
-        # gradients is then the gradient of the global batch's mean loss, even for uneven shares
+        # this replica's sum / the global batch, times W: DDP's average of the replicas' gradients
+        # is then the gradient of the global batch's mean loss, even for uneven shares
         loss_sum = TF.cross_entropy(ddp(x_tr[rows]), y_tr[rows], reduction="sum")
-        loss = loss_sum * (world / cfg.global_batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss_sum * (world / tc.batch_size)).backward()
         opt.step()
         total = loss_sum.detach().clone()
         dist.all_reduce(total)  # the global batch's loss, the same on every replica
-        value = total.item() / cfg.global_batch
+        value = total.item() / tc.batch_size
         if not math.isfinite(value):
             hist["diverged"], hist["diverged_at"] = True, step
             break
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        if step % tc.eval_every == 0 or step == tc.steps:
             hist["steps"].append(step)
             hist["loss"].append(value)
-            hist["val_acc"].append(train_mod.accuracy(model, ds.x_val.to(device), ds.y_val.to(device)))
-    seconds = time.perf_counter() - t0
+            hist["val_acc"].append(train_mod.accuracy(model, x_va, y_va))
+    hist["train_seconds"] = time.perf_counter() - t0
+    hist["final_val_acc"] = hist["val_acc"][-1] if hist["val_acc"] and not hist["diverged"] else None
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {"history": hist, "state": state, "data": ds.describe()}
+
+
+def train(cfg: DistConfig) -> dict | None:
+    """The command line's run: rank 0 writes result.json and model.pt (atomically) and returns the
+    result; the other replicas return None."""
+    import io
+
+    from bnpaper.train import TrainConfig
+
+    tc = TrainConfig(
+        model=cfg.model,
+        bn=cfg.bn != "none",
+        activation="relu",
+        batch_size=cfg.global_batch,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        seed=cfg.seed,
+        eval_every=cfg.eval_every,
+        data_dir=cfg.data_dir,
+        device=cfg.device,
+    )
+    out = train_ddp(tc, cfg.bn, int(os.environ.get("LOCAL_RANK", 0)))
     dist.barrier()
-    if rank != 0:
+    if dist.get_rank() != 0:
         return None
+    world = dist.get_world_size()
+    hist = out["history"]
     result = {
         "config": asdict(cfg),
         "world_size": world,
         "backend": dist.get_backend(),
         "local_batches": [len(local_rows(torch.arange(cfg.global_batch), r, world)) for r in range(world)],
-        "train_seconds": seconds,
-        "final_val_acc": hist["val_acc"][-1] if hist["val_acc"] and not hist["diverged"] else None,
+        "train_seconds": hist.pop("train_seconds"),
+        "final_val_acc": hist.pop("final_val_acc"),
         "history": hist,
-        "data": ds.describe(),
+        "data": out["data"],
     }
-    out = Path(cfg.out)
     buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    write_atomic(out / "model.pt", buf.getvalue())
-    write_atomic(out / "result.json", json.dumps(result, indent=1).encode())
+    torch.save(out["state"], buf)
+    write_atomic(Path(cfg.out) / "model.pt", buf.getvalue())
+    write_atomic(Path(cfg.out) / "result.json", json.dumps(result, indent=1).encode())
     return result
 
 
