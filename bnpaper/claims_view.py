@@ -113,7 +113,8 @@ _WHERE = [  # the parts of Claim.where, "paper 4.1, Fig. 1(a)" / "source §4.2",
     (re.compile(r"source §(\d[\d.]*)"), "where_source"),
     (re.compile(r"Alg\. (\d+)"), "where_algorithm"),
     (re.compile(r"Fig\. (\d+(?:\([a-c, ]+\))?)"), "where_figure"),
-    (re.compile(r"(Santurkar|Bjorck|Yang) et al\. (\d{4})"), "where_et_al"),
+    (re.compile(r"(Santurkar|Bjorck|Yang|Hoffer) et al\. (\d{4})"), "where_et_al"),
+    (re.compile(r"(Wu) and (Johnson) (\d{4})"), "where_two_authors"),
     (re.compile(r"(van Laarhoven|Arora) (\d{4})"), "where_author"),
     (re.compile(r"Sec\. (\d[\d.]*)"), "where_section"),
 ]
@@ -138,6 +139,10 @@ def _where_part(key: str, m: re.Match, lang: str) -> str:
         "where_author",
     ):  # a later paper: its first author's name in the edition's script
         return L(key, lang).format(L("author_" + m.group(1).replace(" ", "_"), lang), m.group(2))
+    if key == "where_two_authors":
+        return L(key, lang).format(
+            L("author_" + m.group(1), lang), L("author_" + m.group(2), lang), m.group(3)
+        )
     return L(key, lang).format(m.group(1))
 
 

@@ -161,6 +161,13 @@ SETTINGS: dict[str, dict[str, dict]] = {
             "depths": [5, 10, 20, 30, 50],
         },
     },
+    "replicas": {  # chapter 10; quick: 4 arms (k = 1, 2, 4, 8) x 10 MLPs x 1,000 steps, + 2 x 2 processes
+        # noise_draws: local batches per run for the statistics' noise; equality_steps: float64 steps
+        # of the real 2-process runs (the protocol's EQ_STEPS in quick and paper)
+        "smoke": {"steps": 30, "eval_every": 15, "noise_draws": 5, "equality_steps": 3},
+        "quick": {"steps": 1000, "eval_every": 100, "noise_draws": 50, "equality_steps": 30},
+        "paper": {"steps": 2000, "eval_every": 200, "noise_draws": 100, "equality_steps": 30},
+    },
     "figure1": {  # chapter 07
         "smoke": {"steps": 60, "track_every": 5, "eval_every": 20, "neighbour_steps": 30},
         "quick": {"steps": 5000, "track_every": 100, "eval_every": 250, "neighbour_steps": 1500},

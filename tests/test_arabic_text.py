@@ -81,7 +81,8 @@ def test_no_glue_completes_half_a_formula():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "notebooks"
-    found = {p.name: partial_math_glue(p.read_text(encoding="utf-8")) for p in sorted(root.glob("0*.md"))}
+    chapters = sorted(root.glob("[0-9][0-9]_*.md"))
+    found = {p.name: partial_math_glue(p.read_text(encoding="utf-8")) for p in chapters}
     found = {k: v for k, v in found.items() if v}
     assert found == {}, f"glue completing a formula (glue the whole formula as math instead): {found}"
 
@@ -113,7 +114,7 @@ def test_no_glued_count_before_a_fixed_noun_form():
     # a count: no format, or an integer one (a ratio glued with :.1f may take «مرة»)
     pattern = re.compile(r"\{glue:text\}`\w+(?::[,d]*)?` (" + "|".join(COUNTED_FORMS) + r")(?=[\s،,.:)؛])")
     bad = {}
-    for path in sorted(root.glob("0*.md")):
+    for path in sorted(root.glob("[0-9][0-9]_*.md")):
         blocks = re.split(r"\n\+\+\+ ([^\n]*)\n", path.read_text(encoding="utf-8"))
         for meta, body in zip(blocks[1::2], blocks[2::2]):
             if '"ar"' in meta:
@@ -160,7 +161,7 @@ def test_arabic_prose_and_captions_keep_formulas_in_math():
 
     root = Path(__file__).resolve().parents[1] / "notebooks"
     bad = {}
-    for path in sorted(root.glob("0*.md")):
+    for path in sorted(root.glob("[0-9][0-9]_*.md")):
         text = path.read_text(encoding="utf-8")
         blocks = re.split(r"\n\+\+\+ ([^\n]*)\n", text)
         pieces = [b.split("```{code-cell}")[0] for m, b in zip(blocks[1::2], blocks[2::2]) if '"ar"' in m]

@@ -111,7 +111,7 @@ def test_every_chapter_figure_goes_through_show():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "notebooks"
-    for path in sorted(root.glob("0*.md")):
+    for path in sorted(root.glob("[0-9][0-9]_*.md")):
         cells = re.findall(r"```\{code-cell\}.*?\n```", path.read_text(encoding="utf-8"), re.DOTALL)
         for cell in cells:
             if "subplots(" in cell or "plt.figure(" in cell:

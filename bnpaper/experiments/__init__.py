@@ -14,6 +14,7 @@ NAMES = (
     "figure1",
     "inception",
     "ics",
+    "replicas",
 )  # ledger order
 
 

@@ -60,13 +60,14 @@ def paper_network(steps: int, seed: int = 0, bn: bool = False, **kw) -> TrainCon
     return TrainConfig(**fields)
 
 
-def _tuning_base(bn: bool, experiment: str = "figure1"):
+def _tuning_base(bn: bool, experiment: str = "figure1", **kw):
     """The Sec. 4.1 network a tuning trains, at the run length of `experiment`'s profile settings
-    (this chapter's, or chapter 09's, which tunes the same network at its own length)."""
+    (this chapter's, or a later chapter's, which tunes the same network at its own length; kw sets
+    other fields, such as chapter 10's global batch)."""
 
     def base(profile: str, seed: int) -> TrainConfig:
         s = profiles.settings(experiment, profile)
-        return paper_network(s["steps"], seed, bn, eval_every=s["eval_every"], final_train_acc=False)
+        return paper_network(s["steps"], seed, bn, eval_every=s["eval_every"], final_train_acc=False, **kw)
 
     return base
 

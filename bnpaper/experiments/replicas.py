@@ -1,0 +1,522 @@
+"""Chapter 10: BN across replicas. Whose mini-batch is "the mini-batch" in data-parallel training?
+
+Ioffe & Szegedy (2015) normalize over "the mini-batch" (Alg. 1). With k data-parallel replicas and a
+global batch of B examples, per-replica BN normalizes each replica's B / k examples apart ("ghost"
+batches, Hoffer, Hubara & Soudry 2017); synchronized BN (`bnpaper.sync`) normalizes over all B.
+
+Two parts:
+
+* real processes, float64: synchronized BN on 2 gloo processes trains the same weights as one
+  process, and per-replica BN on 2 processes trains the same weights as one process with 2 ghost
+  batches. The second equality is what licenses simulating k = 4 and 8 replicas with ghost batches
+  on this 2-core machine (`TrainConfig.ghost_batches`).
+* the sweep: the Sec. 4.1 network at a fixed global batch of 64, k = 1, 2, 4, 8 replicas
+  (64, 32, 16, 8 examples each), n seeds per arm through the multi-run engine: validation accuracy,
+  the train/eval gap (validation accuracy with the running averages minus with the statistics of
+  local batches) and the noise of the batch statistics against the local batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+from bnpaper import data as data_mod
+from bnpaper import i18n, profiles
+from bnpaper.device import resolve_device
+from bnpaper.engine import map_tasks, train_many
+from bnpaper.experiments.figure1 import LR_GRID, _tuning_base, paper_network
+from bnpaper.protocol import Claim, Protocol, exact, paired_t
+from bnpaper.train import TrainConfig
+from bnpaper.tuning import Tuning
+
+REPLICAS = (1, 2, 4, 8)  # k: replicas sharing one global batch (1 = one process, or synchronized BN)
+GLOBAL_BATCH = 64  # examples per step over all replicas (the paper's MNIST runs use 60; 64 splits 8 ways)
+ARMS = tuple(f"k{k}" for k in REPLICAS)
+
+TUNINGS = (  # the Sec. 4.1 network with BN over the whole global batch, at this chapter's run length
+    Tuning("replicas/sync", "lr", LR_GRID, _tuning_base(True, "replicas", batch_size=GLOBAL_BATCH)),
+)
+
+
+@dataclass
+class ReplicasConfig:
+    steps: int = 1000  # SGD steps per run
+    seeds: list[int] = field(default_factory=lambda: list(range(10)))
+    lr: float = 0.64  # the tuned rate of k = 1, shared by every arm (changing k does not re-tune)
+    eval_every: int = 100
+    replicas: tuple = REPLICAS
+    global_batch: int = GLOBAL_BATCH
+    noise_draws: int = 50  # local batches drawn per run to measure the statistics' noise
+    equality_steps: int = 30  # float64 steps of the real 2-process runs
+    data_dir: str = ""
+    device: str = "cpu"
+
+
+def arm_configs(cfg: ReplicasConfig, k: int) -> list[TrainConfig]:
+    if cfg.global_batch % k:
+        raise ValueError(f"the global batch {cfg.global_batch} does not split into {k} replicas")
+    return [
+        paper_network(
+            cfg.steps,
+            s,
+            True,
+            lr=cfg.lr,
+            batch_size=cfg.global_batch,
+            ghost_batches=k,
+            eval_every=cfg.eval_every,
+            final_train_acc=False,
+            data_dir=cfg.data_dir,
+            device=cfg.device,
+        )
+        for s in cfg.seeds
+    ]
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+@torch.no_grad()
+def train_mode_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
+    """Accuracy with BN in training mode over consecutive batches of `batch` examples (a ghost BN
+    splits each into its parts: the statistics a replica sees), running averages left untouched."""
+    saved = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+    was = model.training
+    model.train()
+    n = len(y) - len(y) % batch
+    correct = sum(
+        (model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum().item() for i in range(0, n, batch)
+    )
+    model.load_state_dict(saved, strict=False)
+    model.train(was)
+    return correct / n
+
+
+@torch.no_grad()
+def statistics_noise(
+    model: torch.nn.Module, x: torch.Tensor, m: int, draws: int, seed: int
+) -> tuple[float, float]:
+    """How far the first BN layer's batch statistics over m examples stray from the whole set's:
+    the standard deviation over `draws` random batches of mu_B / sigma and of sigma2_B / sigma^2,
+    averaged over units. x: the training images; returns (mean noise, variance noise)."""
+    z = model[1](model[0](x))  # (N, 100): the input of the first BN (Flatten, Linear)
+    mu, var = z.mean(0), z.var(0, unbiased=False)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.stack([torch.randperm(len(x), generator=g)[:m] for _ in range(draws)])  # (draws, m)
+    zb = z[idx]  # (draws, m, 100)
+    mu_b, var_b = zb.mean(1), zb.var(1, unbiased=False)
+    mean_noise = ((mu_b - mu) / var.sqrt()).std(0).mean().item()
+    var_noise = (var_b / var).std(0).mean().item()
+    return mean_noise, var_noise
+
+
+def run_arm(cfg: ReplicasConfig, k: int) -> list[dict]:
+    """Every seed of one arm (k replicas, simulated as k ghost batches), batched by the engine."""
+    ds = data_mod.load(cfg.data_dir)
+    device = resolve_device(cfg.device)
+    x_va, y_va = ds.x_val.to(device), ds.y_val.to(device)
+    x_tr = ds.x_train.to(device)
+    out = []
+    for (model, h), c in zip(train_many(arm_configs(cfg, k), desc=f"replicas k={k}"), arm_configs(cfg, k)):
+        row = {"seed": c.seed, "k": k, "local_batch": cfg.global_batch // k, "diverged": h["diverged"]}
+        row.update(final_val_acc=h["final_val_acc"], final_test_acc=h["final_test_acc"], val_acc=h["val_acc"])
+        row["eval_steps"] = h["eval_steps"]
+        if h["diverged"]:
+            row.update(train_mode_acc=None, gap=None, mean_noise=None, var_noise=None)
+        else:
+            model = model.to(device)
+            row["train_mode_acc"] = train_mode_accuracy(model, x_va, y_va, cfg.global_batch)
+            row["gap"] = h["final_val_acc"] - row["train_mode_acc"]
+            row["mean_noise"], row["var_noise"] = statistics_noise(
+                model, x_tr, cfg.global_batch // k, cfg.noise_draws, c.seed
+            )
+        out.append(row)
+    return out
+
+
+def summarize(rows: list[dict]) -> dict:
+    return {
+        key: [r[key] for r in rows]
+        for key in ("final_val_acc", "train_mode_acc", "gap", "mean_noise", "var_noise")
+    }
+
+
+# ----------------------------------------------------------------------------- real processes
+
+
+def _replica_training(tc: dict, bn: str) -> dict | None:
+    """In each of the launched replicas: train with DDP; rank 0 returns the weights."""
+    import torch.distributed as dist
+
+    from bnpaper.distributed import train_ddp
+
+    out = train_ddp(TrainConfig(**tc), bn)
+    return out["state"] if dist.get_rank() == 0 else None
+
+
+def max_difference(a: dict, b: dict) -> float:
+    """The largest absolute difference between two state dicts (parameters and running statistics)."""
+    if list(a) != list(b):
+        raise ValueError(f"the two networks differ in their tensors: {sorted(set(a) ^ set(b))}")
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point())
+
+
+def equality(cfg: ReplicasConfig) -> dict:
+    """Synchronized and per-replica BN on 2 real gloo processes against one process, float64.
+
+    sync_vs_single: 2 processes with SyncBatchNorm against one process over the global batch;
+    local_vs_ghost: 2 processes with per-replica BN against one process with 2 ghost batches;
+    local_vs_single: the same per-replica run against one process (a check that can fail)."""
+    from bnpaper.distributed import launch
+    from bnpaper.train import train
+
+    tc = replace(
+        arm_configs(cfg, 1)[0],
+        steps=cfg.equality_steps,
+        eval_every=cfg.equality_steps,
+        dtype="float64",
+        read_test=False,
+    )
+    sync = launch(_replica_training, 2, asdict(tc), "sync", timeout_s=300)[0]
+    local = launch(_replica_training, 2, asdict(tc), "local", timeout_s=300)[0]
+    single = train(tc)[0].state_dict()
+    ghost = train(replace(tc, ghost_batches=2))[0].state_dict()
+    return {
+        "steps": cfg.equality_steps,
+        "sync_vs_single": max_difference(sync, single),
+        "local_vs_ghost": max_difference(local, ghost),
+        "local_vs_single": max_difference(local, single),
+    }
+
+
+def run(cfg: ReplicasConfig) -> dict:
+    """The sweep over k (arms side by side in the engine's workers) and the 2-process equalities."""
+    arms = dict(zip((f"k{k}" for k in cfg.replicas), map_tasks(run_arm, [(cfg, k) for k in cfg.replicas])))
+    return {
+        "arms": arms,
+        "summary": {arm: summarize(rows) for arm, rows in arms.items()},
+        "equality": equality(cfg),
+    }
+
+
+# ----------------------------------------------------------------------------- claims
+
+FIXED = "2026-11-26"
+NEW = ("a new claim of this book: version 1", "ادعاء جديد في هذا الكتاب: الإصدار 1")
+_tune = profiles.tuning_seeds("quick")
+NET = (
+    f"the Sec. 4.1 MLP with BN (3 x 100 sigmoid units, SGD momentum 0.9, N(0, 0.1²) init), global batch {GLOBAL_BATCH}",
+    f"شبكة القسم 4.1 مع تطبيع الحزمة (ثلاث طبقات من 100 وحدة سينية، انحدار تدرجي عشوائي بزخم 0.9، تهيئة $N(0, 0.1^2)$)، "
+    f"بحزمة كلية من {GLOBAL_BATCH} مثالاً",
+)
+TUNED = (
+    f"the learning rate of k = 1 (BN over the whole global batch) on the 2x grid {LR_GRID[0]:g} to {LR_GRID[-1]:g}, "
+    f"by mean final validation accuracy over {len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]}) "
+    "(`bnpaper tune`, key `replicas/sync`); every k uses it, as a data-parallel job that adds replicas keeps its recipe",
+    f"معدل التعلم عند $k = 1$ (تطبيع الحزمة على الحزمة الكلية كلها) على سلّم القيم (كل قيمة ضعف سابقتها) من "
+    f"{LR_GRID[0]:g} إلى {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {i18n.counted(len(_tune), 'seed', 'ar')} ضبط "
+    f"({_tune[0]}-{_tune[-1]}) (`bnpaper tune`، المفتاح `replicas/sync`)؛ وتستعمله كل قيم $k$، كما تُبقي مهمة "
+    "متوازية البيانات وصفتها حين تزيد نسخها",
+)
+EQ_STEPS = 30  # float64 steps of the 2-process equality runs (quick and paper)
+EXACT_TUNED = ("nothing (the same configuration on both sides)", "لا شيء (الإعداد نفسه في الجانبين)")
+
+
+def _arms(k: int) -> tuple[str, str]:
+    m = GLOBAL_BATCH // k
+    return (
+        f"{NET[0]}: statistics over the whole global batch (k = 1), and per replica with k = {k} replicas "
+        f"of {m} examples each (simulated as {k} ghost batches)",
+        f"{NET[1]}: إحصاءات على الحزمة الكلية كلها ($k = 1$)، وإحصاءات لكل نسخة مع $k = {k}$ من النسخ، "
+        f"في كل منها {i18n.counted(m, 'example', 'ar')} (محاكاةً بـ {k} حزم وهمية)",
+    )
+
+
+def _acc(arm: str):
+    def estimate(m: dict):
+        return paired_t(m[arm]["final_val_acc"], m["k1"]["final_val_acc"])
+
+    return estimate
+
+
+def _gap(arm: str):
+    def estimate(m: dict):
+        return paired_t(m[arm]["gap"], m["k1"]["gap"])
+
+    return estimate
+
+
+def _exact(key: str):
+    def estimate(m: dict):
+        return exact(m["equality"][key])
+
+    return estimate
+
+
+def _claim(cid, en, ar, where, label, protocol, estimate, paper="-", paper_ar=""):
+    return Claim(
+        cid,
+        en,
+        ar,
+        where,
+        paper,
+        "10_replicas",
+        label,
+        protocol,
+        estimate,
+        paper_ar=paper_ar,
+        later=not where.startswith("paper"),
+    )
+
+
+_EQ_STAT = (
+    f"the largest absolute difference over every weight and running statistic after {EQ_STEPS} float64 "
+    "SGD steps, 2 gloo processes against one process (seed 0)",
+    f"أكبر فرق مطلق على كل الأوزان والإحصاءات المتحركة بعد {i18n.counted(EQ_STEPS, 'step', 'ar')} من الانحدار "
+    "التدرجي بدقة $\\mathrm{float64}$، نسختان تتواصلان عبر gloo مقابل نسخة واحدة (البذرة 0)",
+)
+
+
+def _eq_protocol(arms):
+    return Protocol(1, FIXED, arms, EXACT_TUNED, _EQ_STAT, "exact", "below", 1e-9, changes=NEW, trains=False)
+
+
+CLAIMS = (
+    _claim(
+        "sync-equals-single",
+        "Synchronized BN on 2 processes trains the same network as one process over the whole global batch.",
+        "تطبيع الحزمة المتزامن على نسختين يدرّب الشبكة نفسها التي تدرّبها نسخة واحدة على الحزمة الكلية كلها.",
+        "paper 3, Alg. 1",
+        "sec-replicas-equal",
+        _eq_protocol(
+            (
+                NET[0]
+                + f", {EQ_STEPS} steps: SyncBatchNorm on 2 processes (32 examples each), and BN in one process",
+                NET[1]
+                + f"، {i18n.counted(EQ_STEPS, 'step', 'ar')}: تطبيع الحزمة المتزامن على نسختين (32 مثالاً لكل منهما)، وتطبيع الحزمة في نسخة واحدة",
+            )
+        ),
+        _exact("sync_vs_single"),
+    ),
+    _claim(
+        "ghost-simulates-replicas",
+        "Per-replica BN on 2 processes trains the same network as one process with 2 ghost batches.",
+        "تطبيع الحزمة لكل نسخة على نسختين يدرّب الشبكة نفسها التي تدرّبها نسخة واحدة بحزمتين وهميتين.",
+        "paper 3, Alg. 1",
+        "sec-replicas-equal",
+        _eq_protocol(
+            (
+                NET[0]
+                + f", {EQ_STEPS} steps: per-replica BN on 2 processes (DDP), and one process with 2 ghost batches",
+                NET[1]
+                + f"، {i18n.counted(EQ_STEPS, 'step', 'ar')}: تطبيع الحزمة لكل نسخة على نسختين، ونسخة واحدة بحزمتين وهميتين",
+            )
+        ),
+        _exact("local_vs_ghost"),
+    ),
+    _claim(
+        "ghost16-as-good",
+        "Per-replica statistics over 16 examples train as well as statistics over the whole global batch (Hoffer et al. 2017).",
+        "الإحصاءات لكل نسخة على 16 مثالاً تدرّب كما تدرّب الإحصاءات على الحزمة الكلية كلها (هوفر وزملاؤه 2017).",
+        "Hoffer et al. 2017",
+        "sec-replicas-sweep",
+        Protocol(
+            1,
+            FIXED,
+            _arms(4),
+            TUNED,
+            (
+                "final validation accuracy, k = 4 minus k = 1, paired by seed; equivalent within ±0.01 (one point)",
+                "دقة التحقق النهائية، $k = 4$ ناقص $k = 1$، مقترنة بالبذرة؛ متكافئتان ضمن ±0.01 (نقطة مئوية واحدة)",
+            ),
+            "paired t",
+            "equivalent",
+            0.01,
+            changes=NEW,
+        ),
+        _acc("k4"),
+        paper="ghost batches help large-batch training generalize",
+        paper_ar="الحزم الوهمية تحسّن تعميم التدريب بالحزم الكبيرة",
+    ),
+    _claim(
+        "local8-hurts",
+        "At 8 examples per replica, per-replica statistics cost accuracy against statistics over the whole global batch.",
+        "عند 8 أمثلة لكل نسخة، تخفض الإحصاءات لكل نسخة الدقة مقارنةً بالإحصاءات على الحزمة الكلية كلها.",
+        "paper 3",
+        "sec-replicas-sweep",
+        Protocol(
+            1,
+            FIXED,
+            _arms(8),
+            TUNED,
+            (
+                "final validation accuracy, k = 8 minus k = 1, paired by seed",
+                "دقة التحقق النهائية، $k = 8$ ناقص $k = 1$، مقترنة بالبذرة",
+            ),
+            "paired t",
+            "less",
+            0.0,
+            changes=NEW,
+        ),
+        _acc("k8"),
+    ),
+    _claim(
+        "gap8-larger",
+        "With 8 examples per replica, the network depends more on which statistics it sees: the gap between validation accuracy with the running averages and with local-batch statistics is larger than with the whole global batch.",
+        "مع 8 أمثلة لكل نسخة، تتوقف الشبكة أكثر على الإحصاءات التي تراها: الفرق بين دقة التحقق بالمتوسطات المتحركة ودقتها بإحصاءات الحزمة المحلية أكبر منه مع الحزمة الكلية كلها.",
+        "Wu and Johnson 2021",
+        "sec-replicas-sweep",
+        Protocol(
+            1,
+            FIXED,
+            _arms(8),
+            TUNED,
+            (
+                "per seed, gap = validation accuracy in eval mode minus in training mode over local batches; k = 8 minus k = 1, paired by seed",
+                "لكل بذرة، الفرق = دقة التحقق في وضع الاستدلال ناقص دقتها في وضع التدريب على حزم محلية؛ $k = 8$ ناقص $k = 1$، مقترناً بالبذرة",
+            ),
+            "paired t",
+            "greater",
+            0.0,
+            changes=NEW,
+        ),
+        _gap("k8"),
+        paper="small batches: train/test inconsistency",
+        paper_ar="الحزم الصغيرة: تباين بين التدريب والاختبار",
+    ),
+)
+
+
+def profile_config(profile: str, lr: float, data_dir: str = "", device: str = "cpu") -> ReplicasConfig:
+    s = profiles.settings("replicas", profile)
+    return ReplicasConfig(
+        steps=s["steps"],
+        seeds=profiles.eval_seeds(profile),
+        lr=lr,
+        eval_every=s["eval_every"],
+        noise_draws=s["noise_draws"],
+        equality_steps=s["equality_steps"],
+        data_dir=data_dir,
+        device=device,
+    )
+
+
+# ----------------------------------------------------------------------------- the chapter's conclusion
+
+_SAID = {  # (English, Arabic), picked by verdict; {d}: a difference in points with its interval
+    "ghost16-as-good": {
+        "holds": (
+            "With 16 examples per replica, per-replica statistics train as well as statistics over the "
+            "whole global batch (validation accuracy, k = 4 minus k = 1: {d} points).",
+            "ومع 16 مثالاً لكل نسخة، تدرّب الإحصاءات لكل نسخة كما تدرّب الإحصاءات على الحزمة الكلية كلها "
+            "(دقة التحقق، $k = 4$ ناقص $k = 1$: {d} نقطة مئوية).",
+        ),
+        "does_not_hold": (
+            "Already at 16 examples per replica, per-replica statistics cost accuracy ({d} points).",
+            "ومنذ 16 مثالاً لكل نسخة، تخفض الإحصاءات لكل نسخة الدقة ({d} نقطة مئوية).",
+        ),
+        "other": (
+            "Whether 16 examples per replica train as well as the whole global batch is not settled "
+            "({d} points).",
+            "ولا يُحسم هنا هل يدرّب 16 مثالاً لكل نسخة كما تدرّب الحزمة الكلية كلها ({d} نقطة مئوية).",
+        ),
+    },
+    "local8-hurts": {
+        "holds": (
+            "At 8 examples per replica they cost accuracy: {d} points against synchronized statistics.",
+            "وعند 8 أمثلة لكل نسخة تخفض الدقة: {d} نقطة مئوية مقارنةً بالإحصاءات المتزامنة.",
+        ),
+        "other": (
+            "At 8 examples per replica, this network shows no accuracy lost to per-replica statistics "
+            "that the runs can separate from noise ({d} points).",
+            "وعند 8 أمثلة لكل نسخة، لا تُظهر هذه الشبكة خسارةً في الدقة بسبب الإحصاءات لكل نسخة تفصلها "
+            "التشغيلات عن الضجيج ({d} نقطة مئوية).",
+        ),
+    },
+    "gap8-larger": {
+        "holds": (
+            "With 8 per replica the network also depends more on which statistics it is given: the gap "
+            "between the running averages and local-batch statistics grows by {d} points.",
+            "ومع 8 أمثلة لكل نسخة تتوقف الشبكة أيضاً أكثر على الإحصاءات التي تُعطاها: يزيد الفرق بين "
+            "المتوسطات المتحركة وإحصاءات الحزمة المحلية {d} نقطة مئوية.",
+        ),
+        "other": (
+            "The gap between the running averages and local-batch statistics is not shown to grow at 8 "
+            "per replica ({d} points).",
+            "ولا يتبيّن أن الفرق بين المتوسطات المتحركة وإحصاءات الحزمة المحلية يزيد عند 8 أمثلة لكل نسخة "
+            "({d} نقطة مئوية).",
+        ),
+    },
+}
+_EXACT = (
+    "On real processes, synchronized BN trains the network one process trains over the whole global "
+    "batch (largest difference {a} after {s} float64 steps), and per-replica BN trains the network of "
+    "one process with ghost batches ({b}), which licenses simulating 4 and 8 replicas here. The two "
+    "differ from each other by {c}: where the statistics are taken changes the network.",
+    "على نسخ حقيقية، يدرّب تطبيع الحزمة المتزامن الشبكةَ التي تدرّبها نسخة واحدة على الحزمة الكلية "
+    "كلها (أكبر فرق {a} بعد {s} بدقة $\\mathrm{{float64}}$)، ويدرّب تطبيع الحزمة لكل نسخة شبكةَ نسخة واحدة "
+    "بحزم وهمية ({b})، وهذا ما يجيز محاكاة 4 و8 نسخ هنا. ويختلفان أحدهما عن الآخر بمقدار {c}: فالموضع "
+    "الذي تُحسب عليه الإحصاءات يغيّر الشبكة.",
+)
+_ADVICE = {
+    "small": (
+        "So synchronize when each replica holds only a few examples (8 here); from 16 per replica on, "
+        "per-replica statistics cost this network nothing measurable.",
+        "فزامِنْ حين لا تحمل كل نسخة إلا أمثلة قليلة (8 هنا)؛ أما من 16 مثالاً لكل نسخة فصاعداً فلا تكلّف "
+        "الإحصاءات لكل نسخة هذه الشبكة شيئاً يمكن قياسه.",
+    ),
+    "always": (
+        "So synchronize: per-replica statistics cost this network accuracy at 8 and at 16 examples per replica.",
+        "فزامِنْ: تكلّف الإحصاءات لكل نسخة هذه الشبكة دقةً عند 8 أمثلة لكل نسخة وعند 16 مثالاً.",
+    ),
+    "never": (
+        "On this network, synchronizing buys exactness, not accuracy: per-replica statistics down to 8 "
+        "examples cost nothing the runs can measure.",
+        "على هذه الشبكة، يشتري التزامن التطابقَ الحسابي لا دقةَ التصنيف: لا تكلّف الإحصاءات لكل نسخة حتى 8 "
+        "أمثلة شيئاً تقيسه التشغيلات.",
+    ),
+    "open": (
+        "These runs do not say at which local batch synchronizing starts to pay on this network.",
+        "ولا تقول هذه التشغيلات عند أي حجم للحزمة المحلية يبدأ التزامن يجدي على هذه الشبكة.",
+    ),
+}
+
+
+def advice(verdicts: dict) -> str:
+    """Which closing advice the verdicts of the two accuracy claims support."""
+    v8, v16 = verdicts["local8-hurts"], verdicts["ghost16-as-good"]
+    if v8 == "holds":
+        return {"holds": "small", "does_not_hold": "always"}.get(v16, "open")
+    if v16 == "holds":  # no measurable cost at 8 (or a gain), none at 16
+        return "never"
+    return "open"
+
+
+def conclusion(verdicts: dict, estimates: dict, equality: dict, lang: str) -> str:
+    """The closing paragraph: every sentence picked by a verdict and filled with what was measured.
+    estimates: claim id -> Estimate (a difference of accuracies); equality: `equality()`'s dict."""
+    from bnpaper.claims_view import ltr
+
+    k = 0 if lang == "en" else 1
+
+    def points(est) -> str:
+        text = f"{est.value * 100:+.1f} [{est.lo * 100:+.1f}, {est.hi * 100:+.1f}]"
+        return ltr(text, lang)
+
+    def sci(v: float) -> str:
+        return ltr(f"{v:.1e}", lang)
+
+    steps = equality["steps"] if lang == "en" else i18n.counted(equality["steps"], "step", "ar")
+    out = [
+        _EXACT[k].format(
+            a=sci(equality["sync_vs_single"]),
+            b=sci(equality["local_vs_ghost"]),
+            c=sci(equality["local_vs_single"]),
+            s=steps,
+        )
+    ]
+    for cid, said in _SAID.items():
+        out.append(said.get(verdicts[cid], said["other"])[k].format(d=points(estimates[cid])))
+    out.append(_ADVICE[advice(verdicts)][k])
+    return " ".join(out)
