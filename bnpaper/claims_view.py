@@ -176,7 +176,7 @@ def rule_text(p: Protocol, lang: str) -> str:
     """The decision rule in words, from the protocol's kind and margin."""
     L = lambda k: plotting.label(k, lang)  # noqa: E731
     m = ltr(fmt(p.margin), lang)
-    return L(f"rule_{p.kind}").format(margin=m)
+    return L(f"rule_{p.kind}").format(margin=m, pm_margin=ltr("±" + fmt(p.margin), lang))
 
 
 def verdict_label(verdict: str, lang: str) -> str:

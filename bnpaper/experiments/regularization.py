@@ -535,7 +535,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "v1 (new in this version of the book; margin 0, as the paper states no size) gave the frozen arm the "
                 "BN cell's learning rate; in a provisional run 7 of 10 frozen runs diverged, so the comparison measured "
                 "an optimization failure. v2 tunes the frozen arm's own learning rate on the same grid, seeds and data.",
-                "أعطى الإصدار 1 (جديد في هذه النسخة من الكتاب؛ الهامش 0 لأن الورقة لا تذكر حجماً) الذراعَ المجمّدة معدل "
+                "أعطى الإصدار 1 (جديد في هذه الطبعة من الكتاب؛ الهامش 0 لأن الورقة لا تذكر حجماً) الذراعَ المجمّدة معدل "
                 "تعلم خلية تطبيع الحزمة؛ وفي تشغيل تمهيدي تباعد 7 من 10 تشغيلات مجمّدة، فقاست المقارنة إخفاقاً في التحسين. "
                 "ويضبط الإصدار 2 معدل تعلم الذراع المجمّدة الخاص بها على سلّم القيم والبذور والبيانات نفسها.",
             ),

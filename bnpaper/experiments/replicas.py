@@ -216,8 +216,8 @@ TUNED = (
     "(`bnpaper tune`, key `replicas/sync`); every k uses it, as a data-parallel job that adds replicas keeps its recipe",
     f"معدل التعلم عند $k = 1$ (تطبيع الحزمة على الحزمة الكلية كلها) على سلّم القيم (كل قيمة ضعف سابقتها) من "
     f"{LR_GRID[0]:g} إلى {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {i18n.counted(len(_tune), 'seed', 'ar')} ضبط "
-    f"({_tune[0]}-{_tune[-1]}) (`bnpaper tune`، المفتاح `replicas/sync`)؛ وتستعمله كل قيم $k$، كما تُبقي مهمة "
-    "متوازية البيانات وصفتها حين تزيد نسخها",
+    f"({_tune[0]}-{_tune[-1]}) (`bnpaper tune`، المفتاح `replicas/sync`)؛ وتستعمله كل قيم $k$، كما يُبقي من يزيد عدد النسخ "
+    "في مهمة تدريب إعداداتِها على حالها",
 )
 EQ_STEPS = 30  # float64 steps of the 2-process equality runs (quick and paper)
 EXACT_TUNED = ("nothing (the same configuration on both sides)", "لا شيء (الإعداد نفسه في الجانبين)")
@@ -273,7 +273,7 @@ def _claim(cid, en, ar, where, label, protocol, estimate, paper="-", paper_ar=""
 _EQ_STAT = (
     f"the largest absolute difference over every weight and running statistic after {EQ_STEPS} float64 "
     "SGD steps, 2 gloo processes against one process (seed 0)",
-    f"أكبر فرق مطلق على كل الأوزان والإحصاءات المتحركة بعد {i18n.counted(EQ_STEPS, 'step', 'ar')} من الانحدار "
+    f"أكبر فرق مطلق على كل الأوزان والمتوسطات المتحركة بعد {i18n.counted(EQ_STEPS, 'step', 'ar')} من الانحدار "
     "التدرجي بدقة $\\mathrm{float64}$، نسختان تتواصلان عبر gloo مقابل نسخة واحدة (البذرة 0)",
 )
 
@@ -318,7 +318,7 @@ CLAIMS = (
     _claim(
         "ghost16-as-good",
         "Per-replica statistics over 16 examples train as well as statistics over the whole global batch (Hoffer et al. 2017).",
-        "الإحصاءات لكل نسخة على 16 مثالاً تدرّب كما تدرّب الإحصاءات على الحزمة الكلية كلها (هوفر وزملاؤه 2017).",
+        "التدريب بإحصاءات لكل نسخة على 16 مثالاً يبلغ دقةَ التدريب بإحصاءات الحزمة الكلية كلها (هوفر وزملاؤه 2017).",
         "Hoffer et al. 2017",
         "sec-replicas-sweep",
         Protocol(
@@ -328,7 +328,7 @@ CLAIMS = (
             TUNED,
             (
                 "final validation accuracy, k = 4 minus k = 1, paired by seed; equivalent within ±0.01 (one point)",
-                "دقة التحقق النهائية، $k = 4$ ناقص $k = 1$، مقترنة بالبذرة؛ متكافئتان ضمن ±0.01 (نقطة مئوية واحدة)",
+                "دقة التحقق النهائية، $k = 4$ ناقص $k = 1$، مقترنة بالبذرة؛ والذراعان تُعدّان متكافئتين ضمن ±0.01 (نقطة مئوية واحدة)",
             ),
             "paired t",
             "equivalent",
@@ -364,7 +364,7 @@ CLAIMS = (
     _claim(
         "gap8-larger",
         "With 8 examples per replica, the network depends more on which statistics it sees: the gap between validation accuracy with the running averages and with local-batch statistics is larger than with the whole global batch.",
-        "مع 8 أمثلة لكل نسخة، تتوقف الشبكة أكثر على الإحصاءات التي تراها: الفرق بين دقة التحقق بالمتوسطات المتحركة ودقتها بإحصاءات الحزمة المحلية أكبر منه مع الحزمة الكلية كلها.",
+        "مع 8 أمثلة لكل نسخة، تتأثر دقة الشبكة أكثر بنوع الإحصاءات التي تُعطاها: الفرق بين دقة التحقق بالمتوسطات المتحركة ودقتها بإحصاءات الحزمة المحلية أكبر منه مع الحزمة الكلية كلها.",
         "Wu and Johnson 2021",
         "sec-replicas-sweep",
         Protocol(
@@ -383,7 +383,7 @@ CLAIMS = (
         ),
         _gap("k8"),
         paper="small batches: train/test inconsistency",
-        paper_ar="الحزم الصغيرة: تباين بين التدريب والاختبار",
+        paper_ar="الحزم الصغيرة: عدم اتساق بين التدريب والاختبار",
     ),
 )
 
@@ -409,7 +409,7 @@ _SAID = {  # (English, Arabic), picked by verdict; {d}: a difference in points w
         "holds": (
             "With 16 examples per replica, per-replica statistics train as well as statistics over the "
             "whole global batch (validation accuracy, k = 4 minus k = 1: {d} points).",
-            "ومع 16 مثالاً لكل نسخة، تدرّب الإحصاءات لكل نسخة كما تدرّب الإحصاءات على الحزمة الكلية كلها "
+            "ومع 16 مثالاً لكل نسخة، يبلغ التدريب بالإحصاءات لكل نسخة دقةَ التدريب بإحصاءات الحزمة الكلية كلها "
             "(دقة التحقق، $k = 4$ ناقص $k = 1$: {d} نقطة مئوية).",
         ),
         "does_not_hold": (
@@ -419,7 +419,7 @@ _SAID = {  # (English, Arabic), picked by verdict; {d}: a difference in points w
         "other": (
             "Whether 16 examples per replica train as well as the whole global batch is not settled "
             "({d} points).",
-            "ولا يُحسم هنا هل يدرّب 16 مثالاً لكل نسخة كما تدرّب الحزمة الكلية كلها ({d} نقطة مئوية).",
+            "ولا يُحسم هنا هل يبلغ التدريب بـ16 مثالاً لكل نسخة دقةَ التدريب بالحزمة الكلية كلها ({d} نقطة مئوية).",
         ),
     },
     "local8-hurts": {
@@ -430,15 +430,15 @@ _SAID = {  # (English, Arabic), picked by verdict; {d}: a difference in points w
         "other": (
             "At 8 examples per replica, this network shows no accuracy lost to per-replica statistics "
             "that the runs can separate from noise ({d} points).",
-            "وعند 8 أمثلة لكل نسخة، لا تُظهر هذه الشبكة خسارةً في الدقة بسبب الإحصاءات لكل نسخة تفصلها "
-            "التشغيلات عن الضجيج ({d} نقطة مئوية).",
+            "وعند 8 أمثلة لكل نسخة، لا تُظهر هذه الشبكة خسارةً في الدقة سببُها الإحصاءات لكل نسخة، "
+            "يمكن للتشغيلات أن تميّزها من الضجيج ({d} نقطة مئوية).",
         ),
     },
     "gap8-larger": {
         "holds": (
             "With 8 per replica the network also depends more on which statistics it is given: the gap "
             "between the running averages and local-batch statistics grows by {d} points.",
-            "ومع 8 أمثلة لكل نسخة تتوقف الشبكة أيضاً أكثر على الإحصاءات التي تُعطاها: يزيد الفرق بين "
+            "ومع 8 أمثلة لكل نسخة تتأثر دقة الشبكة أيضاً أكثر بنوع الإحصاءات التي تُعطاها: يزيد الفرق بين "
             "المتوسطات المتحركة وإحصاءات الحزمة المحلية {d} نقطة مئوية.",
         ),
         "other": (
@@ -478,7 +478,7 @@ _ADVICE = {
     ),
     "open": (
         "These runs do not say at which local batch synchronizing starts to pay on this network.",
-        "ولا تقول هذه التشغيلات عند أي حجم للحزمة المحلية يبدأ التزامن يجدي على هذه الشبكة.",
+        "ولا تقول هذه التشغيلات عند أي حجم للحزمة المحلية يصير التزامن مجدياً في هذه الشبكة.",
     ),
 }
 
