@@ -3,6 +3,8 @@
 #   make lint    ruff: lint and format check of bnpaper/, tests/ and the chapters' code cells
 #   make book    install what the book needs, execute every chapter (quick profile), build both editions
 #   make bench   BN forward+backward timings against torch's native batch_norm (CPU)
+#   make pdf     print both editions of the last book build to _build/pdf/ (headless Chromium)
+#   make release pack the build into _build/release/bnpaper-<version>-<profile>.tar.gz with SHA256SUMS
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +12,7 @@ PROFILE ?= quick
 DEVICE  ?= auto
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint book paper bench system-deps clean
+.PHONY: test lint book paper pdf release bench system-deps clean
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +21,11 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-# Debian packages: Chromium for the browser tests, Noto fonts for Arabic pages. Needs root.
+# Debian packages: Chromium for the browser tests and the PDFs, Noto fonts for Arabic pages,
+# poppler-utils for the PDF tests. Needs root.
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-core; \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdfinfo >/dev/null 2>&1; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-core poppler-utils; \
 	fi
 
 test: $(STAMP) lint system-deps
@@ -54,6 +57,12 @@ book: $(STAMP)
 paper: $(STAMP)
 	$(PY) -m bnpaper tune --profile paper --device $(DEVICE)
 	$(PY) -m bnpaper book --profile paper --device $(DEVICE)
+
+pdf: $(STAMP) system-deps
+	$(PY) -m bnpaper pdf
+
+release: $(STAMP)
+	$(PY) -m bnpaper release
 
 bench: $(STAMP)
 	$(PY) -m bnpaper bench --device cpu --record

@@ -174,6 +174,19 @@ IMPLEMENTATIONS = {
 }
 
 
+def affine_parameters(
+    x: torch.Tensor, gamma: torch.Tensor | None, beta: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """gamma and beta as tensors: 1 and 0 (constants, in the compute dtype) where absent
+    (affine=False, or bias=False)."""
+    C = x.shape[1]
+    if gamma is None:
+        gamma = torch.ones(C, dtype=compute_dtype(x.dtype), device=x.device)
+    if beta is None:
+        beta = torch.zeros(C, dtype=gamma.dtype, device=x.device)
+    return gamma, beta
+
+
 def batch_norm_train(
     x: torch.Tensor,
     gamma: torch.Tensor | None,
@@ -193,11 +206,7 @@ def batch_norm_train(
         raise ValueError(f"impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
     F.check_input(x, gamma.shape[0] if gamma is not None else None, training=True)
     C = x.shape[1]
-    pdtype = compute_dtype(x.dtype) if gamma is None else gamma.dtype
-    if gamma is None:
-        gamma = torch.ones(C, dtype=pdtype, device=x.device)
-    if beta is None:
-        beta = torch.zeros(C, dtype=gamma.dtype, device=x.device)
+    gamma, beta = affine_parameters(x, gamma, beta)
     if x.numel() == 0:  # nothing to normalize: keep the graph (gradients are empty / zero)
         nan = torch.full((C,), float("nan"), dtype=compute_dtype(x.dtype), device=x.device)
         return x * F.per_channel(gamma, x).to(x.dtype) + F.per_channel(beta, x).to(x.dtype), nan, nan

@@ -126,16 +126,23 @@ def config_key(name: str, config: Any, module: str = PACKAGE) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside path, then rename: a reader sees the old file or the new
+    one, never half of one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, default=str)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_bytes_atomic(path, json.dumps(obj, indent=1, default=str).encode("utf-8"))
 
 
 def _paths(name: str, key: str) -> tuple[Path, Path]:

@@ -4,6 +4,8 @@ bnpaper book [--profile quick] [--device auto] [--lang en,ar]
 bnpaper execute CHAPTER --lang ar -p name value ...
 bnpaper i18n status | ok CHAPTER:N
 bnpaper bench [--device cpu] [--repeats 25] [--train | --sync]
+bnpaper pdf [--build-dir _build]
+bnpaper release [--build-dir _build] [--out _build/release] | --verify ARCHIVE
 """
 
 from __future__ import annotations
@@ -66,6 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     ok = i18_sub.add_parser("ok", help="record twins as reviewed: CHAPTER:N (see status), or CHAPTER for all")
     ok.add_argument("cells", nargs="+", metavar="CELL")
+
+    pd = sub.add_parser(
+        "pdf", help="print each edition of the last book build to build_dir/pdf/bnpaper-<lang>.pdf"
+    )
+    pd.add_argument("--build-dir", type=Path, default=Path("_build"), help="the book build (default _build)")
+    pd.add_argument("--lang", default="en,ar", help="comma-separated editions (default en,ar)")
+
+    rl = sub.add_parser("release", help="pack the book build into a verifiable, reproducible .tar.gz")
+    rl.add_argument("--build-dir", type=Path, default=Path("_build"), help="the book build (default _build)")
+    rl.add_argument(
+        "--out", type=Path, default=None, help="folder for the archive (default BUILD_DIR/release)"
+    )
+    rl.add_argument(
+        "--verify", type=Path, default=None, metavar="ARCHIVE", help="check an archive's SHA256SUMS"
+    )
 
     ex = sub.add_parser("execute", help="re-execute one chapter with parameters into an executed .ipynb")
     ex.add_argument("chapter", help="chapter name (see `bnpaper execute --list`)", nargs="?")
@@ -138,6 +155,20 @@ def main(argv: list[str] | None = None) -> int:
                 return 1 if total else 0
             for t in i18n.mark_reviewed(args.cells):
                 print(f"recorded {t.cell} ({t.kind}) as reviewed against English {t.current}")
+        elif args.command == "pdf":
+            from bnpaper.book import pdf, pipeline
+
+            pdf.build_pdfs(args.build_dir, tuple(pipeline.parse_langs(args.lang)))
+        elif args.command == "release":
+            from bnpaper.book import release
+
+            if args.verify is not None:
+                n = release.verify(args.verify)
+                print(f"{args.verify}: all {n} files match SHA256SUMS")
+                return 0
+            path = release.write(args.build_dir, args.out or args.build_dir / "release")
+            digest = release.sha256(path.read_bytes())
+            print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB, sha256 {digest})")
         elif args.command == "execute":
             from bnpaper.book import pipeline
 

@@ -180,16 +180,10 @@ def local_rows(idx: torch.Tensor, rank: int, world: int) -> torch.Tensor:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside path, then rename: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Rank 0's results: written beside the target, then renamed into place (`cache.write_bytes_atomic`)."""
+    from bnpaper.cache import write_bytes_atomic
+
+    write_bytes_atomic(path, data)
 
 
 def train_ddp(tc, bn: str = "sync", local_rank: int = 0) -> dict:

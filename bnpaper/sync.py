@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from bnpaper import functional as F
-from bnpaper.autograd import compute_dtype
+from bnpaper.autograd import affine_parameters, compute_dtype
 from bnpaper.distributed import DistributedError
 from bnpaper.layers import BatchNorm
 
@@ -160,12 +160,7 @@ def sync_batch_norm_train(
     the output of this replica's part, and the global batch's mean, biased variance and values per
     channel. gamma / beta may be None (then 1 and 0, constants)."""
     F.check_input(x, gamma.shape[0] if gamma is not None else None, training=False)
-    C = x.shape[1]
-    pdtype = compute_dtype(x.dtype) if gamma is None else gamma.dtype
-    if gamma is None:
-        gamma = torch.ones(C, dtype=pdtype, device=x.device)
-    if beta is None:
-        beta = torch.zeros(C, dtype=gamma.dtype, device=x.device)
+    gamma, beta = affine_parameters(x, gamma, beta)
     return SyncBatchNormFunction.apply(x, gamma, beta, eps, group)
 
 

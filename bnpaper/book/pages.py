@@ -6,8 +6,10 @@ from __future__ import annotations
 import html
 import json
 import re
+from pathlib import Path
 
 import nbformat
+import yaml
 
 from bnpaper.claims_view import md_cell as _cell
 from bnpaper.glossary import terms
@@ -86,6 +88,35 @@ def add_download_link(nb: nbformat.NotebookNode, filename: str, text: str) -> No
     nb.cells.insert(0, cell)
 
 
+def add_citation(nb: nbformat.NotebookNode, name: str, lang: str, strings: dict) -> None:
+    """End the chapter with "Cite this chapter" in the edition's language and a BibTeX entry for it."""
+    if any(c.metadata.get("bnpaper_cite") for c in nb.cells):
+        return
+    title = next(
+        (
+            c.source.lstrip()[2:].splitlines()[0].strip()
+            for c in nb.cells
+            if c.cell_type == "markdown" and c.source.lstrip().startswith("# ")
+        ),
+        name,
+    )
+    cff = citation()
+    year = str(cff["date-released"])[:4]
+    entry = (
+        f"@incollection{{bnpaper{year}-{name}-{lang},\n"
+        f"  author    = {{{{{cff['authors'][0]['name']}}}}},\n"
+        f"  title     = {{{title}}},\n"
+        f"  booktitle = {{{strings['title']}}},\n"
+        f"  note      = {{{strings['cite_note'].format(chapter=name[:2])}}},\n"
+        f"  version   = {{{cff['version']}}},\n"
+        f"  year      = {{{year}}},\n"
+        "}"
+    )
+    cell = nbformat.v4.new_markdown_cell(f"## {strings['cite_chapter']}\n\n```bibtex\n{entry}\n```")
+    cell.metadata["bnpaper_cite"] = True
+    nb.cells.append(cell)
+
+
 # The landing page's `body` rule: one line of CSS on the page, split here only to keep lines short.
 _BODY_CSS = (
     'font-family: system-ui, sans-serif, "Noto Sans Arabic"; '
@@ -93,13 +124,62 @@ _BODY_CSS = (
 )
 
 
-def language_chooser(editions: dict, langs: list[str]) -> str:
+REPO = Path(__file__).resolve().parents[2]
+
+
+def citation() -> dict:
+    """CITATION.cff, parsed: the one source of the book's citation."""
+    return yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+
+
+def book_bibtex() -> str:
+    """The book's BibTeX entry, written from CITATION.cff (so the two cannot disagree)."""
+    cff = citation()
+    authors = " and ".join(
+        "{" + a["name"] + "}" if "name" in a else f"{a['family-names']}, {a['given-names']}"
+        for a in cff["authors"]
+    )
+    year = str(cff["date-released"])[:4]
+    return (
+        f"@software{{bnpaper{year},\n"
+        f"  author  = {{{authors}}},\n"
+        f"  title   = {{{cff['title']}}},\n"
+        f"  version = {{{cff['version']}}},\n"
+        f"  year    = {{{year}}},\n"
+        f"  license = {{{' and '.join(cff['license'])}}},\n"
+        "}"
+    )
+
+
+def bib_entry(key: str) -> str:
+    """One entry of book/references.bib, as written there."""
+    text = (REPO / "book" / "references.bib").read_text(encoding="utf-8")
+    m = re.search(r"@\w+\{" + re.escape(key) + r",.*?\n\}", text, re.S)
+    if m is None:
+        raise KeyError(f"no entry {key!r} in book/references.bib")
+    return m.group(0)
+
+
+def download_names(version: str, profile: str) -> dict:
+    """Where the site offers the PDFs and the release archive (the deploy workflow copies them)."""
+    return {
+        "pdf_en": "downloads/bnpaper-en.pdf",
+        "pdf_ar": "downloads/bnpaper-ar.pdf",
+        "release": f"downloads/bnpaper-{version}-{profile}.tar.gz",
+    }
+
+
+def language_chooser(editions: dict, langs: list[str], profile: str = "quick") -> str:
+    """The site's front page: the editions, the downloads, how to cite, how to re-execute."""
+    from importlib.metadata import version
+
     links = "\n".join(
         f'    <li><a href="{lang}/index.html" hreflang="{lang}" lang="{lang}" '
         f'dir="{"rtl" if lang == "ar" else "ltr"}">'
         f"{html.escape(editions[lang]['title'])} ({html.escape(editions[lang]['label'])})</a></li>"
         for lang in langs
     )
+    dl = download_names(version("bnpaper"), profile)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -109,14 +189,34 @@ def language_chooser(editions: dict, langs: list[str]) -> str:
   <style>
     body {{ {_BODY_CSS} }}
     li {{ font-size: 1.3rem; margin: 0.6rem 0; }}
+    pre {{ background: #f5f5f5; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }}
+    h2 {{ margin-top: 2rem; }}
   </style>
 </head>
 <body>
   <h1>Batch Normalization, reproduced</h1>
-  <p>A companion to Ioffe &amp; Szegedy (2015). Choose an edition · اختر النسخة:</p>
+  <p>A companion to Ioffe &amp; Szegedy (2015). Choose an edition ·
+    <span lang="ar" dir="rtl">اختر الطبعة</span>:</p>
   <ul>
 {links}
   </ul>
+  <h2 id="downloads">Downloads</h2>
+  <ul>
+    <li><a href="{dl["pdf_en"]}">PDF, English edition</a> ·
+      <a href="{dl["pdf_ar"]}" lang="ar" dir="rtl">PDF، الطبعة العربية</a></li>
+    <li><a href="{dl["release"]}">Release archive</a> ({html.escape(profile)} profile): both editions,
+      both PDFs, the executed notebooks, the figure data, the claims ledger, with <code>SHA256SUMS</code>
+      (<code>bnpaper release --verify ARCHIVE</code>)</li>
+  </ul>
+  <h2 id="cite">Cite</h2>
+  <p>The book:</p>
+  <pre id="bibtex-book">{html.escape(book_bibtex())}</pre>
+  <p>The paper it reproduces:</p>
+  <pre id="bibtex-paper">{html.escape(bib_entry("ioffe2015batch"))}</pre>
+  <h2 id="re-execute">Re-execute</h2>
+  <pre>make book                                   # every chapter, both editions (quick profile)
+.venv/bin/bnpaper execute 07 -p seeds 20    # one chapter with your own parameters
+make pdf &amp;&amp; make release                    # the PDFs and the archive</pre>
 </body>
 </html>
 """

@@ -386,6 +386,8 @@ def assemble(lang: str, executed: dict[str, Path], build_dir: Path) -> Path:
     for name, path in executed.items():
         nb = nbformat.read(path, as_version=4)
         pages.add_download_link(nb, f"{name}.ipynb", strings["download"])
+        if name[:2].isdigit():
+            pages.add_citation(nb, name, lang, strings)
         _write_if_changed(src / f"{name}.ipynb", nbformat.writes(nb).encode())
     records = {n: json.loads(p.with_suffix(".run.json").read_text()) for n, p in executed.items()}
     figdata = Path(build_dir) / "figdata" / lang
@@ -446,7 +448,7 @@ def render(lang: str, src: Path, build_dir: Path) -> Path:
     return stage / "_build" / "html"
 
 
-def publish(built: dict[str, Path], build_dir: Path) -> Path:
+def publish(built: dict[str, Path], build_dir: Path, profile: str = "quick") -> Path:
     """Swap the new editions in together: html/ is replaced only after every edition built."""
     final = Path(build_dir) / "html"
     new = Path(build_dir) / "html.new"
@@ -455,7 +457,7 @@ def publish(built: dict[str, Path], build_dir: Path) -> Path:
     for lang, html in built.items():
         shutil.copytree(html, new / lang)
     editions = yaml.safe_load((BOOK / "editions.yml").read_text(encoding="utf-8"))
-    (new / "index.html").write_text(pages.language_chooser(editions, list(built)), encoding="utf-8")
+    (new / "index.html").write_text(pages.language_chooser(editions, list(built), profile), encoding="utf-8")
     old = Path(build_dir) / "html.old"
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -512,6 +514,6 @@ def build_book(
             executed[name] = execute(ch, lang, plans[name], build_dir, progress=progress)
         src = assemble(lang, executed, build_dir)
         built[lang] = render(lang, src, build_dir)
-    final = publish(built, build_dir)
+    final = publish(built, build_dir, profile)
     log(f"book built in {time.perf_counter() - t0:.1f} s: {final / 'index.html'}")
     return final
