@@ -134,6 +134,67 @@ class BatchNormFast(torch.autograd.Function):
         return dl_dx.to(x.dtype), dl_dgamma.to(gamma.dtype), dl_dbeta.to(gamma.dtype), None
 
 
+class BatchRenormFunction(torch.autograd.Function):
+    """Batch Renormalization (Ioffe 2017) in training, with the hand-derived backward
+    (`functional.renorm_backward`: r and d are constants of the gradient). Returns (y, mu_B, sigma2_B)."""
+
+    @staticmethod
+    def forward(x, gamma, beta, mean, std, rmax, dmax, eps):  # x: (N, C, *S); the rest (C,)
+        cd = compute_dtype(x.dtype)
+        y, mu_B, sigma2_B, _inv, _xt, _r, _d = F.renorm_forward(
+            x.to(cd), gamma.to(cd), beta.to(cd), mean.to(cd), std.to(cd), rmax, dmax, eps
+        )
+        return y.to(x.dtype), mu_B, sigma2_B
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, gamma, _beta, mean, std, rmax, dmax, eps = inputs
+        _, mu_B, sigma2_B = output
+        ctx.save_for_backward(x, gamma, mean, std, mu_B, sigma2_B)
+        ctx.rmax, ctx.dmax, ctx.eps = rmax, dmax, eps
+        ctx.mark_non_differentiable(mu_B, sigma2_B)
+
+    @staticmethod
+    def backward(ctx, dy, _dmu, _dsigma2):
+        if torch.is_grad_enabled():
+            raise NotImplementedError(
+                "the double backward through Batch Renormalization is not implemented; BatchNorm has it"
+            )
+        x, gamma, mean, std, mu_B, sigma2_B = ctx.saved_tensors
+        cd = compute_dtype(x.dtype)
+        xc = x.to(cd)
+        inv_std = (sigma2_B + ctx.eps).rsqrt()
+        x_tilde = (xc - F.per_channel(mu_B, xc)) * F.per_channel(inv_std, xc)
+        r, d = F.renorm_correction(mu_B, 1.0 / inv_std, mean.to(cd), std.to(cd), ctx.rmax, ctx.dmax)
+        dl_dx, dl_dgamma, dl_dbeta = F.renorm_backward(dy.to(cd), x_tilde, gamma.to(cd), inv_std, r, d)
+        return (
+            dl_dx.to(x.dtype),
+            dl_dgamma.to(gamma.dtype),
+            dl_dbeta.to(gamma.dtype),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+    @staticmethod
+    def vmap(info, in_dims, x, gamma, beta, mean, std, rmax, dmax, eps):
+        """R runs of C channels are one Batch Renormalization over R*C channels (exact: per channel)."""
+        R = info.batch_size
+
+        def lead(t, dim):
+            return t.movedim(dim, 0) if dim is not None else t.expand(R, *t.shape)
+
+        x, gamma, beta, mean, std = (lead(t, dim) for t, dim in zip((x, gamma, beta, mean, std), in_dims[:5]))
+        N, C, S = x.shape[1], x.shape[2], x.shape[3:]
+        xs = x.transpose(0, 1).reshape(N, R * C, *S)
+        flat = [t.reshape(R * C) for t in (gamma, beta, mean, std)]
+        y, mu_B, sigma2_B = BatchRenormFunction.apply(xs, *flat, rmax, dmax, eps)
+        y = y.reshape(N, R, C, *S).transpose(0, 1)
+        return (y, mu_B.view(R, C), sigma2_B.view(R, C)), (0, 0, 0)
+
+
 BatchNormReference.vmap = _vmap_as_channels(BatchNormReference)
 BatchNormFast.vmap = _vmap_as_channels(BatchNormFast)
 

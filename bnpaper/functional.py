@@ -261,3 +261,64 @@ def population_statistics(
     if m < 2:
         raise ValueError(f"Algorithm 2 needs mini-batches of m >= 2 values per channel, got m={m}")
     return batch_means.mean(0), batch_vars.mean(0) * (m / (m - 1))
+
+
+# ----------------------------------------------------------------------------- Batch Renormalization
+
+
+def renorm_correction(
+    mu_B: torch.Tensor, sigma_B: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, rmax: float, dmax: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch Renormalization's r and d (Ioffe 2017, Alg. 1), per channel, treated as constants:
+
+      r = clip(sigma_B / sigma, 1/rmax, rmax),   d = clip((mu_B - mu) / sigma, -dmax, dmax),
+    with mu, sigma the moving averages. r = 1, d = 0 (rmax = 1, dmax = 0) is batch normalization."""
+    r = (sigma_B / std).clamp(1.0 / rmax, rmax)  # (C,)
+    d = ((mu_B - mean) / std).clamp(-dmax, dmax)  # (C,)
+    return r, d
+
+
+def renorm_forward(
+    x: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    rmax: float,
+    dmax: float,
+    eps: float = DEFAULT_EPS,
+) -> tuple[torch.Tensor, ...]:
+    """Batch Renormalization in training (Ioffe 2017, Alg. 1): the mini-batch's normalization,
+    x_tilde = (x - mu_B) / sigma_B, corrected towards the moving averages, x_hat = r x_tilde + d,
+    then y = gamma x_hat + beta. Returns y, mu_B, sigma2_B (biased), inv_std = 1 / sigma_B,
+    x_tilde, r, d."""
+    dims = reduce_dims(x)
+    mu_B = x.mean(dims)  # (C,)
+    x_tilde = x - per_channel(mu_B, x)
+    sigma2_B = (x_tilde * x_tilde).mean(dims)
+    inv_std = (sigma2_B + eps).rsqrt()  # 1 / sigma_B, sigma_B = sqrt(sigma2_B + eps)
+    x_tilde = x_tilde * per_channel(inv_std, x)
+    r, d = renorm_correction(mu_B, 1.0 / inv_std, mean, std, rmax, dmax)
+    scale, shift = gamma * r, gamma * d + beta  # y = gamma (r x_tilde + d) + beta
+    y = torch.addcmul(per_channel(shift, x), x_tilde, per_channel(scale, x))
+    return y, mu_B, sigma2_B, inv_std, x_tilde, r, d
+
+
+def renorm_backward(
+    dy: torch.Tensor,
+    x_tilde: torch.Tensor,
+    gamma: torch.Tensor,
+    inv_std: torch.Tensor,
+    r: torch.Tensor,
+    d: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradient of Batch Renormalization with r and d held constant (Ioffe 2017, Sec. 3):
+    dl/dx_tilde = gamma r dl/dy, then BN's collapsed backward through x_tilde, so
+      dl/dx = gamma r / (m sigma_B) (m dy - sum dy - x_tilde sum(dy x_tilde)),
+      dl/dgamma = sum dy (r x_tilde + d),   dl/dbeta = sum dy.
+    Returns (dl_dx, dl_dgamma, dl_dbeta)."""
+    dims = reduce_dims(x_tilde)
+    sum_dy = dy.sum(dims)  # (C,)
+    sum_dy_xt = (dy * x_tilde).sum(dims)  # (C,)
+    dl_dx = input_gradient(dy, x_tilde, gamma * r, inv_std, sum_dy, sum_dy_xt, values_per_channel(x_tilde))
+    return dl_dx, r * sum_dy_xt + d * sum_dy, sum_dy

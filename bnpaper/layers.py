@@ -11,7 +11,13 @@ import torch
 from torch import nn
 
 from bnpaper import functional as F
-from bnpaper.autograd import IMPLEMENTATIONS, batch_norm_train, compute_dtype
+from bnpaper.autograd import (
+    IMPLEMENTATIONS,
+    BatchRenormFunction,
+    affine_parameters,
+    batch_norm_train,
+    compute_dtype,
+)
 
 
 class BatchNorm(nn.Module):
@@ -213,3 +219,42 @@ class GhostBatchNorm(BatchNorm):
         if self.training and self.track_running_stats:  # the first part's, as DDP keeps rank 0's
             self._update_running_stats(mu_B[:C], sigma2_B[:C], F.values_per_channel(xs))
         return y.reshape(m, k, C, *S).transpose(0, 1).reshape(N, C, *S)
+
+
+class BatchRenorm(BatchNorm):
+    """Batch Renormalization (Ioffe 2017): training normalizes by the mini-batch's statistics
+    corrected towards the moving averages, x_hat = r (x - mu_B) / sigma_B + d, with
+    r = clip(sigma_B / sigma, 1/rmax, rmax) and d = clip((mu_B - mu) / sigma, -dmax, dmax) held
+    constant in the gradient; mu and sigma^2 are the running mean and variance (sigma includes eps).
+    So training sees the same affine map as inference whenever the clips do not bind, and small or
+    non-i.i.d. mini-batches matter less. rmax = 1, dmax = 0 is BatchNorm. Eval mode: Algorithm 2.
+    Defaults rmax = 3, dmax = 5 are the paper's final values (it relaxes them from 1 and 0)."""
+
+    def __init__(self, num_features: int, *args, rmax: float = 3.0, dmax: float = 5.0, **kwargs):
+        super().__init__(num_features, *args, **kwargs)
+        if rmax < 1 or dmax < 0:
+            raise ValueError(
+                f"Batch Renormalization needs rmax >= 1 and dmax >= 0, got rmax={rmax}, dmax={dmax}"
+            )
+        if not self.track_running_stats:
+            raise ValueError(
+                "Batch Renormalization corrects towards running statistics: track_running_stats=True"
+            )
+        self.rmax, self.dmax = rmax, dmax
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", rmax={self.rmax}, dmax={self.dmax}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, *S) -> (N, C, *S)
+        if not self.training:
+            return super().forward(x)
+        self._check_input_dim(x)
+        F.check_input(x, self.num_features, training=True)
+        gamma, beta = affine_parameters(x, self.weight, self.bias)
+        mean = self.running_mean.clone()  # a copy: the update below must not touch what backward saved
+        std = (self.running_var.detach() + self.eps).sqrt()
+        y, mu_B, sigma2_B = BatchRenormFunction.apply(
+            x, gamma, beta, mean, std, self.rmax, self.dmax, self.eps
+        )
+        self._update_running_stats(mu_B, sigma2_B, F.values_per_channel(x))
+        return y

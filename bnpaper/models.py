@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bnpaper.layers import BatchNorm, GhostBatchNorm
+from bnpaper.layers import BatchNorm, BatchRenorm, GhostBatchNorm
 
 
 class Dropout(nn.Module):
@@ -83,6 +83,41 @@ class BNNoise(nn.Module):
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
+NORMS = ("batch", "none", "layer", "group", "batch_renorm", "ghost_batch")
+
+
+def norm_kind(bn) -> str:
+    """The normalization a network uses: bn=True / False (the book's chapters) or a name from NORMS."""
+    if isinstance(bn, bool):
+        return "batch" if bn else "none"
+    if bn not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {bn!r}")
+    return bn
+
+
+def make_norm(
+    kind: str, features: int, momentum: float | None = 0.1, ghost_batches: int = 1, conv: bool = False
+):
+    """One normalization layer of `features` channels (None for "none"). batch: bnpaper's BN;
+    batch_renorm: Batch Renormalization (Ioffe 2017); ghost_batch: BN over `ghost_batches` parts of
+    the batch (Hoffer et al. 2017); layer: LayerNorm (torch; over (C, H, W) for a conv layer, as
+    GroupNorm with one group); group: GroupNorm (torch) with the largest of 8, 4, 2 groups dividing C."""
+    if kind == "none":
+        return None
+    if kind == "batch":
+        return BatchNorm(features, momentum=momentum)
+    if kind == "batch_renorm":
+        return BatchRenorm(features, momentum=momentum)
+    if kind == "ghost_batch":
+        if ghost_batches < 2:
+            raise ValueError(f"norm 'ghost_batch' needs ghost_batches >= 2, got {ghost_batches}")
+        return GhostBatchNorm(features, momentum=momentum, ghost_batches=ghost_batches)
+    if kind == "layer":
+        return nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)
+    groups = next(g for g in (8, 4, 2, 1) if features % g == 0)
+    return nn.GroupNorm(groups, features)
+
+
 def _act(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
@@ -97,20 +132,21 @@ def mlp(
     bn_momentum: float | None = 0.1,
     bn_noise: float = 0.0,
     ghost_batches: int = 1,
+    norm: str | None = None,
 ) -> nn.Sequential:
     """28x28 -> hidden layers -> 10 logits (the paper's MNIST network, Sec. 4.1, is the default);
     bn_noise > 0 puts a BNNoise of that level after every BN; ghost_batches > 1 normalizes that many
-    equal parts of each mini-batch apart (per-replica BN of data-parallel training, simulated)."""
+    equal parts of each mini-batch apart (per-replica BN of data-parallel training, simulated);
+    norm names another normalization (`NORMS`) in BN's place."""
+    kind = norm_kind(norm or bn)
+    if kind == "batch" and ghost_batches > 1:
+        kind = "ghost_batch"
     layers: list[nn.Module] = [nn.Flatten()]  # (N, 1, 28, 28) -> (N, 784)
     width = 28 * 28
     for h in hidden:
-        layers.append(nn.Linear(width, h, bias=not bn))
-        if bn:
-            layers.append(
-                BatchNorm(h, momentum=bn_momentum)
-                if ghost_batches == 1
-                else GhostBatchNorm(h, momentum=bn_momentum, ghost_batches=ghost_batches)
-            )
+        layers.append(nn.Linear(width, h, bias=kind == "none"))
+        if kind != "none":
+            layers.append(make_norm(kind, h, bn_momentum, ghost_batches))
             if bn_noise:
                 layers.append(BNNoise(h, bn_noise))
         layers.append(_act(activation))
@@ -128,24 +164,27 @@ def convnet(
     hidden: int = 64,
     activation: str = "relu",
     bn_momentum: float | None = 0.1,
+    norm: str | None = None,
+    ghost_batches: int = 1,
 ) -> nn.Sequential:
     """Two 3x3 conv blocks (conv [-> BN] -> g -> 2x2 max-pool), one hidden FC layer, 10 logits."""
     c1, c2 = channels
+    kind = norm_kind(norm or bn)
 
     def block(cin, cout):
-        out = [nn.Conv2d(cin, cout, 3, padding=1, bias=not bn)]
-        if bn:
-            out.append(BatchNorm(cout, momentum=bn_momentum))  # per feature map, m' = m * p * q
+        out = [nn.Conv2d(cin, cout, 3, padding=1, bias=kind == "none")]
+        if kind != "none":  # per feature map, m' = m * p * q
+            out.append(make_norm(kind, cout, bn_momentum, ghost_batches, conv=True))
         return out + [_act(activation), nn.MaxPool2d(2)]
 
     layers = [
         *block(1, c1),
         *block(c1, c2),
         nn.Flatten(),  # (N, 1, 28, 28) -> (N, c2 * 7 * 7)
-        nn.Linear(c2 * 7 * 7, hidden, bias=not bn),
+        nn.Linear(c2 * 7 * 7, hidden, bias=kind == "none"),
     ]
-    if bn:
-        layers.append(BatchNorm(hidden, momentum=bn_momentum))
+    if kind != "none":
+        layers.append(make_norm(kind, hidden, bn_momentum, ghost_batches))
     layers.append(_act(activation))
     if dropout:
         layers.append(Dropout(dropout))
@@ -157,9 +196,10 @@ def _unit(
     cin: int, cout: int, k: int, bn: bool, activation: str, bn_momentum: float | None
 ) -> list[nn.Module]:
     """conv k x k [-> BN] -> g, 'same' padding; no conv bias when BN follows (Sec. 3.2)."""
-    out: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2, bias=not bn)]
-    if bn:
-        out.append(BatchNorm(cout, momentum=bn_momentum))
+    kind = norm_kind(bn)
+    out: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2, bias=kind == "none")]
+    if kind != "none":
+        out.append(make_norm(kind, cout, bn_momentum, conv=True))
     return out + [_act(activation)]
 
 

@@ -44,7 +44,10 @@ class TrainConfig:
     read_test: bool = True  # read the test set once, at the end; tuning runs set False (validation only)
     bn_momentum: float | None = 0.1  # running-average momentum (None: cumulative average)
     bn_noise: float = 0.0  # mlp with bn: > 0 adds Santurkar et al.'s noise after every BN (models.BNNoise)
-    ghost_batches: int = 1  # mlp with bn: BN over this many equal parts of each batch (per-replica BN)
+    ghost_batches: int = (
+        1  # mlp / convnet with bn: BN over this many equal parts of each batch (per-replica BN)
+    )
+    norm: str = ""  # "" = by `bn`; else one of models.NORMS in BN's place (batch, none, layer, group, ...)
     data_dir: str = ""  # "" = embedded 5k MNIST; else a folder with the four IDX files
     device: str = "cpu"  # resolved device ("cpu" or "cuda")
     dtype: str = "float32"  # "float32", or "float64" for exactness tests
@@ -73,11 +76,16 @@ def redraw_noise(model: nn.Module, generator: torch.Generator) -> None:
 def build_model(cfg: TrainConfig) -> nn.Module:
     if cfg.model == "convnet":
         model = models.convnet(
-            bn=cfg.bn, dropout=cfg.dropout, activation=cfg.activation, bn_momentum=cfg.bn_momentum
+            bn=cfg.bn,
+            dropout=cfg.dropout,
+            activation=cfg.activation,
+            bn_momentum=cfg.bn_momentum,
+            norm=cfg.norm or None,
+            ghost_batches=cfg.ghost_batches,
         )
     elif cfg.model == "inception":
         model = models.inception_net(
-            bn=cfg.bn, activation=cfg.activation, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum
+            bn=cfg.norm or cfg.bn, activation=cfg.activation, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum
         )
     elif cfg.model == "mlp":
         model = models.mlp(
@@ -88,12 +96,15 @@ def build_model(cfg: TrainConfig) -> nn.Module:
             bn_momentum=cfg.bn_momentum,
             bn_noise=cfg.bn_noise,
             ghost_batches=cfg.ghost_batches,
+            norm=cfg.norm or None,
         )
     else:
         raise ValueError(f"model must be 'convnet', 'mlp' or 'inception', got {cfg.model!r}")
-    if cfg.ghost_batches != 1 and not (cfg.model == "mlp" and cfg.bn):
+    kind = models.norm_kind(cfg.norm or cfg.bn)
+    if cfg.ghost_batches != 1 and not (cfg.model in ("mlp", "convnet") and kind in ("batch", "ghost_batch")):
         raise ValueError(
-            f"ghost_batches = {cfg.ghost_batches} needs model 'mlp' with bn, got {cfg.model!r}, bn={cfg.bn}"
+            f"ghost_batches = {cfg.ghost_batches} needs model 'mlp' or 'convnet' with bn, got {cfg.model!r}, "
+            f"norm={kind!r}"
         )
     if cfg.batch_size % cfg.ghost_batches:
         raise ValueError(

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bnpaper import engine
-from bnpaper.train import TrainConfig, train
+from bnpaper.train import TrainConfig, build_model, train
 
 TOL = 1e-9
 BASE = dict(steps=50, eval_every=25, batch_size=16, dtype="float64", final_train_acc=False)
@@ -26,7 +26,8 @@ def _quiet(monkeypatch):
     monkeypatch.setenv("BNPAPER_PROGRESS", "0")
 
 
-def _assert_same(batched, single):
+def _assert_same(batched, single, tol: float = 0.0):
+    TOL = tol or globals()["TOL"]
     (m_b, h_b), (m_s, h_s) = batched, single
     assert h_b["diverged"] == h_s["diverged"] and h_b["diverged_at"] == h_s["diverged_at"]
     assert h_b["eval_steps"] == h_s["eval_steps"]
@@ -221,5 +222,33 @@ def test_ghost_batches_batched_equal_single_and_differ_from_bn():
     assert plain["loss"] != batched[0][1]["loss"]
     with pytest.raises(ValueError, match="does not split into 3 equal ghost batches"):
         train(replace(cfgs[0], ghost_batches=3))
-    with pytest.raises(ValueError, match="needs model 'mlp' with bn"):
+    with pytest.raises(ValueError, match="needs model 'mlp' or 'convnet' with bn"):
         train(replace(cfgs[0], bn=False))
+
+
+@pytest.mark.parametrize("norm", ["layer", "group", "batch_renorm", "ghost_batch", "none"])
+@pytest.mark.parametrize("model", ["mlp", "convnet"])
+def test_every_norm_trains_batched_as_alone(norm, model):
+    """BN's successors as a model option: each trains the same run alone or batched (torch.func)."""
+    from bnpaper import models
+
+    base = TrainConfig(**{**BASE, "steps": 20}, **MODELS[model], bn=True, norm=norm)
+    if norm == "ghost_batch":
+        base = replace(base, ghost_batches=2)
+    cfgs = [replace(base, seed=s) for s in (0, 1)]
+    # torch's LayerNorm / GroupNorm reduce in another order under vmap: float64 agrees to ~1e-8
+    tol = 1e-7 if norm in ("layer", "group") else 0.0
+    for cfg, res in zip(cfgs, engine.train_many(cfgs, batch=True)):
+        _assert_same(res, train(cfg), tol)
+    built = build_model(cfgs[0])
+    kinds = {type(m).__name__ for m in built.modules()}
+    expected = {
+        "layer": {"LayerNorm"} if model == "mlp" else {"GroupNorm", "LayerNorm"},
+        "group": {"GroupNorm"},
+        "batch_renorm": {"BatchRenorm"},
+        "ghost_batch": {"GhostBatchNorm"},
+        "none": set(),
+    }[norm]
+    assert expected & kinds or (norm == "none" and not kinds & {"BatchNorm", "LayerNorm", "GroupNorm"}), kinds
+    with pytest.raises(ValueError, match="norm must be one of"):
+        models.norm_kind("weight")
