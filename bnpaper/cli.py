@@ -4,6 +4,7 @@ bnpaper book [--profile quick] [--device auto] [--lang en,ar]
 bnpaper execute CHAPTER --lang ar -p name value ...
 bnpaper i18n status | ok CHAPTER:N
 bnpaper bench [--device cpu] [--repeats 25] [--train | --sync]
+bnpaper run mlp|convnet|inception [--set key=value ...] [--seeds 10] [--compare key=a,b]
 bnpaper pdf [--build-dir _build]
 bnpaper release [--build-dir _build] [--out _build/release] | --verify ARCHIVE
 """
@@ -68,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     ok = i18_sub.add_parser("ok", help="record twins as reviewed: CHAPTER:N (see status), or CHAPTER for all")
     ok.add_argument("cells", nargs="+", metavar="CELL")
+
+    rn = sub.add_parser("run", help="train one of the book's networks over N seeds, with 95%% intervals")
+    rn.add_argument("experiment", help="mlp (the Sec. 4.1 / Figure 1 network with BN), convnet or inception")
+    rn.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="change a setting (TrainConfig)"
+    )
+    rn.add_argument("--seeds", type=int, default=10, help="evaluation seeds 0..N-1 (default 10)")
+    rn.add_argument("--compare", default=None, metavar="KEY=A,B", help="two arms, paired by seed")
+    rn.add_argument("--out", type=Path, default=None, help="JSON file (default _build/runs/...)")
 
     pd = sub.add_parser(
         "pdf", help="print each edition of the last book build to build_dir/pdf/bnpaper-<lang>.pdf"
@@ -155,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1 if total else 0
             for t in i18n.mark_reviewed(args.cells):
                 print(f"recorded {t.cell} ({t.kind}) as reviewed against English {t.current}")
+        elif args.command == "run":
+            from bnpaper import sweep
+
+            sweep.main(args.experiment, args.set, args.seeds, args.compare, args.out)
         elif args.command == "pdf":
             from bnpaper.book import pdf, pipeline
 

@@ -5,6 +5,7 @@ Results are plain JSON-able dicts so bnpaper.cache can store them and both editi
 """
 
 import importlib
+from pathlib import Path
 
 NAMES = (
     "conv",
@@ -18,6 +19,14 @@ NAMES = (
 )  # ledger order
 
 
+def names() -> list[str]:
+    """The experiment modules: the book's chapters in NAMES' order, then any other module of this
+    package (a reader's own, dropped in here), alphabetically. Adding one needs no other edit."""
+    here = Path(__file__).parent
+    found = sorted(p.stem for p in here.glob("*.py") if not p.stem.startswith("_"))
+    return list(NAMES) + [n for n in found if n not in NAMES]
+
+
 def modules() -> list:
-    """The experiment modules that own claims, in the ledger's order."""
-    return [importlib.import_module(f"bnpaper.experiments.{n}") for n in NAMES]
+    """The experiment modules, in the ledger's order (`names`)."""
+    return [importlib.import_module(f"bnpaper.experiments.{n}") for n in names()]
