@@ -114,8 +114,8 @@ _WHERE = [  # the parts of Claim.where, "paper 4.1, Fig. 1(a)" / "source §4.2",
     (re.compile(r"Alg\. (\d+)"), "where_algorithm"),
     (re.compile(r"Fig\. (\d+(?:\([a-c, ]+\))?)"), "where_figure"),
     (re.compile(r"(Santurkar|Bjorck|Yang|Hoffer) et al\. (\d{4})"), "where_et_al"),
-    (re.compile(r"(Wu) and (Johnson) (\d{4})"), "where_two_authors"),
-    (re.compile(r"(van Laarhoven|Arora) (\d{4})"), "where_author"),
+    (re.compile(r"(Wu) and (Johnson|He) (\d{4})"), "where_two_authors"),
+    (re.compile(r"(van Laarhoven|Arora|Ioffe) (\d{4})"), "where_author"),
     (re.compile(r"Sec\. (\d[\d.]*)"), "where_section"),
 ]
 

@@ -168,6 +168,11 @@ SETTINGS: dict[str, dict[str, dict]] = {
         "quick": {"steps": 1000, "eval_every": 100, "noise_draws": 50, "equality_steps": 30},
         "paper": {"steps": 2000, "eval_every": 200, "noise_draws": 100, "equality_steps": 30},
     },
+    "successors": {  # chapter 11 (extending the book): the MLP at mini-batches of 4, the conv net at 64
+        "smoke": {"mlp_steps": 30, "mlp_eval_every": 15, "conv_steps": 10, "conv_eval_every": 5},
+        "quick": {"mlp_steps": 1000, "mlp_eval_every": 100, "conv_steps": 250, "conv_eval_every": 50},
+        "paper": {"mlp_steps": 2000, "mlp_eval_every": 200, "conv_steps": 500, "conv_eval_every": 50},
+    },
     "figure1": {  # chapter 07
         "smoke": {"steps": 60, "track_every": 5, "eval_every": 20, "neighbour_steps": 30},
         "quick": {"steps": 5000, "track_every": 100, "eval_every": 250, "neighbour_steps": 1500},

@@ -17,11 +17,11 @@ ALLOWED = frozenset(
     """
     bnpaper torch PyTorch papermill jupytext Jupyter Book Sphinx MathJax Chromium Python NumPy SciPy pandas
     matplotlib scipy numpy mlxtend pip git GitHub arXiv MNIST ImageNet CIFAR CIFAR-10 VGG ResNet
-    JSON PDF pdf ipynb md
+    JSON PDF pdf ipynb md ResNet-50
     CPU GPU CUDA MKL OpenMP Intel Xeon AMD EPYC autograd float16 float32 float64 L1 L2
     Inception BN-Inception GoogLeNet Baseline BN-Baseline BN-x5 BN-x30 BN-x5-Sigmoid
     Inception-Sigmoid ReLU TOST Ioffe Szegedy Santurkar Bjorck Yang Glorot He Wu van Laarhoven Arora CC BY MIT
-    Hoffer Johnson gloo NCCL torchrun
+    Hoffer Johnson gloo NCCL torchrun Ba
     """.split()
 )
 _SKIP = (
