@@ -50,4 +50,4 @@ def test_each_claim_holds_and_fails_on_either_side(cid, holds, fails):
 
 def test_locations_read_in_arabic():
     assert claims_view.where_text("Ioffe 2017", "ar") == "إيوفي 2017"
-    assert claims_view.where_text("Wu and He 2018", "ar") == "وو وكايمينغ هي 2018"
+    assert claims_view.where_text("Wu and He 2018", "ar") == "يوشين وو وكايمينغ هي 2018"

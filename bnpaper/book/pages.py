@@ -104,10 +104,10 @@ def add_citation(nb: nbformat.NotebookNode, name: str, lang: str, strings: dict)
     year = str(cff["date-released"])[:4]
     entry = (
         f"@incollection{{bnpaper{year}-{name}-{lang},\n"
-        f"  author    = {{{{{cff['authors'][0]['name']}}}}},\n"
+        f"  author    = {{{{{strings['cite_author']}}}}},\n"
         f"  title     = {{{title}}},\n"
         f"  booktitle = {{{strings['title']}}},\n"
-        f"  note      = {{{strings['cite_note'].format(chapter=name[:2])}}},\n"
+        f"  note      = {{{strings['cite_note'].format(chapter=int(name[:2]))}}},\n"
         f"  version   = {{{cff['version']}}},\n"
         f"  year      = {{{year}}},\n"
         "}"

@@ -134,7 +134,8 @@ CLAIMS = (
     Claim(
         id="renorm-small-batch",
         en=f"At mini-batches of {SMALL_BATCH}, Batch Renormalization ends above BN (Ioffe 2017).",
-        ar=f"عند حزم صغيرة من {SMALL_BATCH} أمثلة، تنتهي إعادة تطبيع الحزمة أعلى من تطبيع الحزمة (إيوفي 2017).",
+        ar=f"عند حزم صغيرة من {i18n.counted(SMALL_BATCH, 'example', 'ar')}، تنتهي إعادة تطبيع الحزمة بدقة أعلى من دقة "
+        "تطبيع الحزمة (إيوفي 2017).",
         where="Ioffe 2017",
         paper="Batch Renorm > BN at small batches (Inception, ImageNet)",
         chapter="11_extending",
@@ -165,7 +166,8 @@ CLAIMS = (
     Claim(
         id="layernorm-trails-bn-conv",
         en=f"On the conv net at mini-batches of {CONV_BATCH}, LayerNorm ends below BN (Wu and He 2018).",
-        ar=f"على الشبكة الالتفافية بحزم صغيرة من {CONV_BATCH} مثالاً، ينتهي تطبيع الطبقة أدنى من تطبيع الحزمة (وو وكايمينغ هي 2018).",
+        ar=f"على الشبكة الالتفافية بحزم صغيرة من {i18n.counted(CONV_BATCH, 'example', 'ar')}، ينتهي تطبيع الطبقة بدقة أدنى "
+        "من دقة تطبيع الحزمة (يوشين وو وكايمينغ هي 2018).",
         where="Wu and He 2018",
         paper="LN below BN at 32 images per GPU (ResNet-50, ImageNet)",
         chapter="11_extending",
