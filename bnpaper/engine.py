@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import ctypes
 import dataclasses
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -295,7 +297,21 @@ def _pool(n: int) -> concurrent.futures.ProcessPoolExecutor:
     return _POOL[n]
 
 
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to kill this worker when the process that started it dies: a killed
+    `bnpaper tune` or kernel must not leave its workers training on, orphaned, for the next job."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request: nothing to work for
+        os._exit(1)
+
+
 def _init_worker() -> None:
+    _die_with_parent()
     # Ctrl-C, or the SIGINT a Jupyter kernel's process group gets when papermill stops it, is for
     # the parent: it cancels the tasks and shuts the pool down. A worker that took it too would
     # print a KeyboardInterrupt traceback per process into the build's log.

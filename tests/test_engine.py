@@ -4,6 +4,7 @@ The reference is `bnpaper.train.train`: one model, torch.optim.SGD, torch's own 
 shares only the model builders with it.
 """
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -252,3 +253,41 @@ def test_every_norm_trains_batched_as_alone(norm, model):
     assert expected & kinds or (norm == "none" and not kinds & {"BatchNorm", "LayerNorm", "GroupNorm"}), kinds
     with pytest.raises(ValueError, match="norm must be one of"):
         models.norm_kind("weight")
+
+
+def test_workers_die_with_their_parent(tmp_path):
+    """A parent killed outright (kill -9: a stopped build, a killed `bnpaper tune`) takes its
+    workers with it instead of leaving them running, orphaned."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import time; from bnpaper import engine; engine.map_tasks(time.sleep, [(120,), (120,)], workers=2)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        workers = []
+        for _ in range(120):  # spawned workers import torch: allow them some seconds
+            time.sleep(0.25)
+            out = subprocess.run(
+                ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(parent.pid)], capture_output=True, text=True
+            )
+            workers = [int(line.split()[0]) for line in out.stdout.splitlines() if "spawn_main" in line]
+            if len(workers) == 2:
+                break
+        assert len(workers) == 2, out.stdout
+        time.sleep(2)  # the workers have run their initializer
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [
+            p
+            for p in workers
+            if os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]
+        ]
+    assert not alive, f"workers {alive} outlived their parent"
