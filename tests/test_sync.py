@@ -116,13 +116,19 @@ def _mine(t, sizes):
     return t[start : start + sizes[r]]
 
 
-def replica_equality(sizes, C, spatial, seed):
-    """One training step of SyncBatchNorm on this rank's rows: output, gradients, running statistics."""
-    x, dy, gamma, beta = _global_batch(sizes, C, spatial, seed)
-    bn = SyncBatchNorm(C, momentum=0.1, dtype=D)
+def _layer(cls, gamma, beta):
+    """A BN layer of either kind with the given gamma and beta (momentum 0.1, float64)."""
+    bn = cls(len(gamma), momentum=0.1, dtype=D)
     with torch.no_grad():
         bn.weight.copy_(gamma)
         bn.bias.copy_(beta)
+    return bn
+
+
+def replica_equality(sizes, C, spatial, seed):
+    """One training step of SyncBatchNorm on this rank's rows: output, gradients, running statistics."""
+    x, dy, gamma, beta = _global_batch(sizes, C, spatial, seed)
+    bn = _layer(SyncBatchNorm, gamma, beta)
     xr = _mine(x, sizes).clone().requires_grad_(True)
     y = bn(xr)
     y.backward(_mine(dy, sizes))
@@ -229,10 +235,7 @@ def replica_double_backward():
 
 def reference(sizes, C, spatial, seed):
     x, dy, gamma, beta = _global_batch(sizes, C, spatial, seed)
-    bn = BatchNorm(C, momentum=0.1, dtype=D)
-    with torch.no_grad():
-        bn.weight.copy_(gamma)
-        bn.bias.copy_(beta)
+    bn = _layer(BatchNorm, gamma, beta)
     xr = x.clone().requires_grad_(True)
     y = bn(xr)
     y.backward(dy)

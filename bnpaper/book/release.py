@@ -68,10 +68,10 @@ def source_date(build_dir: Path) -> int:
         return 0
 
 
-def collect(build_dir: Path, root: Path = ROOT) -> dict[str, Path]:
+def collect(build_dir: Path, root: Path = ROOT, profile: str | None = None) -> dict[str, Path]:
     """arcname -> file, for every file the release holds (SHA256SUMS excepted)."""
     build_dir = Path(build_dir)
-    profile = build_profile(build_dir)
+    profile = profile or build_profile(build_dir)
     missing = [
         p
         for p in ("html/en/index.html", "html/ar/index.html", "html/index.html")
@@ -120,7 +120,7 @@ def write(build_dir: Path, out_dir: Path, version: str | None = None) -> Path:
     version = version or pkg_version("bnpaper")
     profile = build_profile(build_dir)
     top = f"bnpaper-{version}-{profile}"
-    files = collect(build_dir)
+    files = collect(build_dir, profile=profile)
     mtime = source_date(build_dir)
     payload = {name: path.read_bytes() for name, path in files.items()}
     sums = "".join(f"{sha256(data)}  {name}\n" for name, data in sorted(payload.items()))

@@ -118,7 +118,8 @@ def run_arm(cfg: ReplicasConfig, k: int) -> list[dict]:
     x_va, y_va = ds.x_val.to(device), ds.y_val.to(device)
     x_tr = ds.x_train.to(device)
     out = []
-    for (model, h), c in zip(train_many(arm_configs(cfg, k), desc=f"replicas k={k}"), arm_configs(cfg, k)):
+    cfgs = arm_configs(cfg, k)
+    for (model, h), c in zip(train_many(cfgs, desc=f"replicas k={k}"), cfgs):
         row = {"seed": c.seed, "k": k, "local_batch": cfg.global_batch // k, "diverged": h["diverged"]}
         row.update(final_val_acc=h["final_val_acc"], final_test_acc=h["final_test_acc"], val_acc=h["val_acc"])
         row["eval_steps"] = h["eval_steps"]
