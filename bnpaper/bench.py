@@ -22,6 +22,7 @@ import torch.nn.functional as TF
 from bnpaper.autograd import batch_norm_train
 from bnpaper.cache import write_json_atomic
 from bnpaper.device import resolve_device
+from bnpaper.errors import ConfigError, MissingError
 
 SHAPES = [(60, 100), (256, 1024), (64, 64, 32, 32), (32, 256, 14, 14)]
 GOALS = {
@@ -104,7 +105,7 @@ def cpu_name() -> str:
 
 def run(config: BenchConfig) -> dict:
     if config.repeats < 20:
-        raise ValueError(f"repeats must be >= 20 for a stable median, got {config.repeats}")
+        raise ConfigError(f"repeats must be >= 20 for a stable median, got {config.repeats}")
     device = resolve_device(config.device)
     dtype = getattr(torch, config.dtype)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -197,9 +198,7 @@ def load_recorded(device: str = "cpu") -> dict:
     """The run recorded with `bnpaper bench --record` (book/bench/bench-<device>.json)."""
     path = RECORDED / f"bench-{device}.json"
     if not path.exists():
-        raise FileNotFoundError(
-            f"no recorded benchmark at {path}: run `bnpaper bench --device {device} --record`"
-        )
+        raise MissingError(f"no recorded benchmark at {path}: run `bnpaper bench --device {device} --record`")
     return json.loads(path.read_text())
 
 
@@ -391,7 +390,7 @@ def sync_bench(processes: int = 2, repeats: int = 25, warmup: int = 3, shapes=No
     from bnpaper.distributed import launch
 
     if repeats < 20:
-        raise ValueError(f"repeats must be >= 20 for a stable median, got {repeats}")
+        raise ConfigError(f"repeats must be >= 20 for a stable median, got {repeats}")
     shapes = [list(s) for s in (shapes or SYNC_SHAPES)]
     res = launch(_sync_replica, processes, shapes, repeats, warmup, timeout_s=600)[0]
     for r in res["rows"]:

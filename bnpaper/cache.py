@@ -31,6 +31,14 @@ from typing import Any
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_DIR.name  # "bnpaper"
+# the package data files a module reads: they count in the key of a run whose code imports it
+DATA_FILES = {
+    "glossary": ("glossary.yml",),
+    "plotting": ("glossary.yml",),
+    "counting": ("counted.yml",),
+    "prereg": ("protocols.lock",),
+    "ledger": ("exploratory.json",),
+}
 
 
 @functools.cache
@@ -98,8 +106,7 @@ def modules_hash(modules: tuple[str, ...]) -> str:
     """sha256 over the source of the given modules' closures (and the package data files they read)."""
     h = hashlib.sha256()
     files = {module_file(m) for name in modules for m in module_closure(name)} - {None}
-    if any(p.stem in ("glossary", "plotting") for p in files):  # these read data/glossary.yml
-        files |= set((PACKAGE_DIR / "data").glob("*.yml"))
+    files |= {PACKAGE_DIR / "data" / f for p in files for f in DATA_FILES.get(p.stem, ())}
     for p in sorted(files):
         h.update(str(p.relative_to(PACKAGE_DIR)).encode())
         h.update(p.read_bytes())

@@ -9,14 +9,10 @@ from __future__ import annotations
 import math
 import re
 
-from bnpaper import plotting
-from bnpaper.protocol import Claim, Estimate, Protocol
-
-LRI, PDI = "\u2066", "\u2069"
-
-
-def ltr(text: str, lang: str) -> str:
-    return f"{LRI}{text}{PDI}" if lang == "ar" else text
+from bnpaper import prereg
+from bnpaper.bidi import LRI, PDI, ltr
+from bnpaper.glossary import label as _label
+from bnpaper.protocol import SESOI_REASONS, Claim, Estimate, Protocol, digest, flags
 
 
 def pm(mean: float, std: float | None, lang: str, digits: int = 4) -> str:
@@ -102,7 +98,7 @@ def interval_text(est: Estimate | None, lang: str) -> str:
     if est is None:
         return "-"
     if est.value is None or (isinstance(est.value, float) and math.isnan(est.value)):
-        return plotting.label("no_estimate", lang)  # no run gave a number (n = 0 or all undefined)
+        return _label("no_estimate", lang)  # no run gave a number (n = 0 or all undefined)
     if est.method.startswith("deterministic"):
         return ltr(fmt(est.value), lang)
     return ltr(f"{fmt(est.value)} [{fmt(est.lo)}, {fmt(est.hi)}]", lang)
@@ -124,12 +120,12 @@ def panel_letters(text: str, lang: str) -> str:
     """Panel letters of a figure in the edition's alphabet: 'a, b, c' -> 'أ، ب، ج' in Arabic."""
     if lang == "en":
         return text
-    letters = dict(zip("abcdefgh", plotting.label("panel_letters", lang)))
+    letters = dict(zip("abcdefgh", _label("panel_letters", lang)))
     return re.sub("[a-h]", lambda m: letters[m.group(0)], text).replace(", ", "، ")
 
 
 def _where_part(key: str, m: re.Match, lang: str) -> str:
-    L = plotting.label
+    L = _label
     if key in ("where_paper", "where_source", "where_section"):
         return L(key, lang).format(ltr("§" + m.group(1), lang))  # the section sign reads before its number
     if key == "where_figure":
@@ -166,59 +162,116 @@ def paper_text(claim: Claim, lang: str) -> str:
     return ltr(claim.paper, lang)
 
 
-def version_text(p: Protocol, lang: str, date: bool = False) -> str:
-    """'v2' / 'v2 (2026-11-25)' in English, «2» / «2 (2026-11-25)» in Arabic (the header names it)."""
-    text = (f"v{p.version}" if lang == "en" else str(p.version)) + (f" ({p.fixed})" if date else "")
-    return ltr(text, lang)
+def version_text(p: Protocol, lang: str) -> str:
+    """'v3' in English, «3» in Arabic (the header names it)."""
+    return ltr(f"v{p.version}" if lang == "en" else str(p.version), lang)
+
+
+def lock_text(claim: Claim, lang: str) -> str:
+    """'1a2b3c4d, commit 89ab012' (or 'not yet committed' / 'not locked'): where the digest of the
+    claim's current protocol stands in bnpaper/data/protocols.lock and in git."""
+    now = digest(claim)
+    entry = prereg.entry_for(claim, prereg.read_lock())
+    if entry is None or entry["digest"] != now:
+        return f"{ltr(now[:8], lang)} ({_label('lock_missing', lang)})"
+    commit = prereg.locked_in(now)
+    where = _label("lock_uncommitted", lang) if commit in ("uncommitted", "no git") else ltr(commit, lang)
+    return f"{ltr(now[:8], lang)}، {where}" if lang == "ar" else f"{now[:8]}, {where}"
+
+
+def sesoi_text(p: Protocol, lang: str) -> str:
+    """The smallest effect of interest with its reason."""
+    value = ltr(("±" if p.kind == "equivalent" else "") + fmt(p.smallest_effect), lang)
+    reason = SESOI_REASONS[p.sesoi_reason][0 if lang == "en" else 1]
+    return f"{value}: {arabic_text(reason, lang)}"
 
 
 def rule_text(p: Protocol, lang: str) -> str:
-    """The decision rule in words, from the protocol's kind and margin."""
-    L = lambda k: plotting.label(k, lang)  # noqa: E731
+    """The decision rule in words, from the protocol's kind, margin and smallest effect."""
+    L = lambda k: _label(k, lang)  # noqa: E731
     m = ltr(fmt(p.margin), lang)
-    return L(f"rule_{p.kind}").format(margin=m, pm_margin=ltr("±" + fmt(p.margin), lang))
+    return L(f"rule_{p.kind}").format(
+        margin=m, pm_margin=ltr("±" + fmt(p.margin), lang), sesoi=ltr(fmt(p.smallest_effect), lang)
+    )
 
 
 def verdict_label(verdict: str, lang: str) -> str:
-    return plotting.label("v_" + verdict, lang)
+    return _label("v_" + verdict, lang)
 
 
 def protocol_table(claim: Claim, lang: str) -> str:
-    """A two-column Markdown table: the protocol of one claim, as fixed before its evaluation."""
+    """A two-column Markdown table: the protocol of one claim, as locked before its evaluation."""
     p = claim.protocol
-    L = lambda k: plotting.label(k, lang)  # noqa: E731
+    L = lambda k: _label(k, lang)  # noqa: E731
     if p is None:
         return claim.untestable_en if lang == "en" else arabic_text(claim.untestable_ar, lang)
     rows = [
-        (L("protocol_version"), version_text(p, lang, date=True)),
+        (L("protocol_version"), version_text(p, lang)),
+        (L("protocol_lock"), lock_text(claim, lang)),
         (L("protocol_arms"), arabic_text(p.text("arms", lang), lang)),
         (L("protocol_tuned"), arabic_text(p.text("tuned", lang), lang)),
         (L("protocol_statistic"), arabic_text(p.text("statistic", lang), lang)),
         (L("protocol_interval"), L("interval_" + p.interval.replace(" ", "_"))),
         (L("protocol_rule"), rule_text(p, lang)),
     ]
+    if p.check and p.kind != "below":
+        rows.append((L("protocol_check"), arabic_text(p.text("check_reason", lang), lang)))
+    elif p.kind != "below":
+        rows.append((L("protocol_sesoi"), sesoi_text(p, lang)))
     if p.changes[0]:
         rows.append((L("protocol_changes"), arabic_text(p.text("changes", lang), lang)))
     lines = [f"| {L('protocol')} | |", "|---|---|"] + [f"| {a} | {md_cell(b)} |" for a, b in rows]
     return "\n".join(lines)
 
 
+def folded(title: str, body: str) -> str:
+    """Markdown that shows `title` and opens to `body` (a dropdown admonition: the protocol stays
+    one click away from the verdict instead of standing between the reader and the prose)."""
+    return f"::::{{admonition}} {title}\n:class: dropdown\n\n{body}\n::::"
+
+
+def flags_text(flags: list[str], lang: str) -> str:
+    return (
+        "; ".join(_label("flag_" + f, lang) for f in flags)
+        if lang == "en"
+        else "؛ ".join(_label("flag_" + f, lang) for f in flags)
+    )
+
+
 def result_line(claim: Claim, verdict: str, est: Estimate | None, lang: str) -> str:
-    """'n = 10; statistic 0.012 [0.005, 0.019]; verdict: holds' in the page's language."""
-    L = lambda k: plotting.label(k, lang)  # noqa: E731
+    """'n = 10; estimate [95% interval]: 0.012 [0.005, 0.019]; verdict of this claim alone: holds
+    (the ledger adjusts it ...)' in the page's language."""
+    L = lambda k: _label(k, lang)  # noqa: E731
     if est is None:
         return f"**{verdict_label(verdict, lang)}**"
     n = ltr(f"n = {est.n}", lang)
-    verdict_md = f"**{verdict_label(verdict, lang)}**"
     sep = "؛ " if lang == "ar" else "; "
-    return f"{n}{sep}{L('estimate_95')}: {interval_text(est, lang)}{sep}{L('verdict')}: {verdict_md}"
+    p = claim.protocol
+    if p is not None and p.is_check:
+        return (
+            f"{n}{sep}{L('check_result')}: {interval_text(est, lang)}{sep}**{verdict_label(verdict, lang)}**"
+        )
+    line = (
+        f"{n}{sep}{L('estimate_95')}: {interval_text(est, lang)}{sep}{L('verdict_alone')}: "
+        f"**{verdict_label(verdict, lang)}** ({L('adjusted_in_ledger')})"
+    )
+    found = flags(est, p) if p is not None else []
+    return line + (f"{sep}{flags_text(found, lang)}" if found else "")
 
 
 def show(claim: Claim, measurement: dict, profile: str, lang: str) -> tuple[str, str, Estimate]:
-    """(Markdown of the protocol table and the result line, verdict, estimate) for a chapter."""
+    """(Markdown: the result line, then the protocol folded; verdict; estimate) for a chapter."""
     verdict, est = claim.judge(measurement, profile)
-    md = protocol_table(claim, lang) + "\n\n" + result_line(claim, verdict, est, lang)
+    p = claim.protocol
+    title = _label("protocol_title", lang).format(
+        version=version_text(p, lang), digest=ltr(_digest(claim)[:8], lang)
+    )
+    md = result_line(claim, verdict, est, lang) + "\n\n" + folded(title, protocol_table(claim, lang))
     return md, verdict, est
+
+
+def _digest(claim: Claim) -> str:
+    return digest(claim)  # (a name the chapters' tests can patch)
 
 
 def md_cell(text) -> str:

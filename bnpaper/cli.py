@@ -4,6 +4,7 @@ bnpaper book [--profile quick] [--device auto] [--lang en,ar]
 bnpaper execute CHAPTER --lang ar -p name value ...
 bnpaper i18n status | ok CHAPTER:N
 bnpaper bench [--device cpu] [--repeats 25] [--train | --sync]
+bnpaper lock [--check]
 bnpaper run mlp|convnet|inception [--set key=value ...] [--seeds 10] [--compare key=a,b]
 bnpaper pdf [--build-dir _build]
 bnpaper release [--build-dir _build] [--out _build/release] | --verify ARCHIVE
@@ -15,9 +16,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from bnpaper.errors import BnpaperError, ConfigError
 
-class UserError(Exception):
-    """A problem with what the user asked for: printed as one paragraph, no traceback."""
+
+def _build_dir(path: Path, must_exist: bool = False) -> Path:
+    """A build folder: refused before any work when it is a file, or (for pdf and release) missing."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--build-dir {path} is a file, expected a folder: name a folder (default _build)")
+    if must_exist and not path.is_dir():
+        raise ConfigError(
+            f"--build-dir {path} does not exist: run `make book` first, or name the build folder"
+        )
+    return path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     ok = i18_sub.add_parser("ok", help="record twins as reviewed: CHAPTER:N (see status), or CHAPTER for all")
     ok.add_argument("cells", nargs="+", metavar="CELL")
+
+    lk = sub.add_parser(
+        "lock", help="lock every claim's protocol by digest before its confirmatory run (protocols.lock)"
+    )
+    lk.add_argument("--check", action="store_true", help="exit 1 if a protocol differs from its lock")
 
     rn = sub.add_parser("run", help="train one of the book's networks over N seeds, with 95%% intervals")
     rn.add_argument("experiment", help="mlp (the Sec. 4.1 / Figure 1 network with BN), convnet or inception")
@@ -132,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 profile=args.profile,
                 device=args.device,
                 langs=args.lang,
-                build_dir=args.build_dir,
+                build_dir=_build_dir(args.build_dir),
                 data_dir=args.data_dir,
             )
         elif args.command == "tune":
@@ -165,6 +180,20 @@ def main(argv: list[str] | None = None) -> int:
                 return 1 if total else 0
             for t in i18n.mark_reviewed(args.cells):
                 print(f"recorded {t.cell} ({t.kind}) as reviewed against English {t.current}")
+        elif args.command == "lock":
+            from bnpaper import ledger, prereg
+
+            owned = ledger.owned()
+            if args.check:
+                diff = prereg.differences(owned, prereg.read_lock())
+                for cid, why in diff.items():
+                    print(f"{cid}: {why}")
+                print(f"{len(diff)} protocol(s) differ from {prereg.lock_path()}")
+                return 1 if diff else 0
+            added = prereg.lock(owned)
+            for cid in added:
+                print(f"locked {cid}")
+            print(f"{len(added)} protocol(s) locked in {prereg.lock_path()}; commit it before the run")
         elif args.command == "run":
             from bnpaper import sweep
 
@@ -172,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "pdf":
             from bnpaper.book import pdf, pipeline
 
-            pdf.build_pdfs(args.build_dir, tuple(pipeline.parse_langs(args.lang)))
+            pdf.build_pdfs(
+                _build_dir(args.build_dir, must_exist=True), tuple(pipeline.parse_langs(args.lang))
+            )
         elif args.command == "release":
             from bnpaper.book import release
 
@@ -180,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                 n = release.verify(args.verify)
                 print(f"{args.verify}: all {n} files match SHA256SUMS")
                 return 0
-            path = release.write(args.build_dir, args.out or args.build_dir / "release")
+            build = _build_dir(args.build_dir, must_exist=True)
+            path = release.write(build, args.out or build / "release")
             digest = release.sha256(path.read_bytes())
             print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB, sha256 {digest})")
         elif args.command == "execute":
@@ -194,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                 lang=args.lang,
                 raw_params=args.parameter,
                 output=args.output,
-                build_dir=args.build_dir,
+                build_dir=_build_dir(args.build_dir),
             )
             print(f"executed notebook: {path}")
-    except (UserError, ValueError, RuntimeError, TypeError, FileNotFoundError, KeyError) as e:
+    except BnpaperError as e:  # a user's problem: one message; anything else is a bug, with its traceback
         print(f"bnpaper {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

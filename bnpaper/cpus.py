@@ -2,9 +2,10 @@
 
 Torch's intra-op thread pool takes every core by default; on a small machine where something else
 is running, its threads then fight that work for the cores and everything slows down 3-10x
-(TOOLCHAIN.md). So bnpaper sizes its workers, and the threads of each chapter's kernel, from the
-CPUs this process may use less those other work keeps busy right now. No torch import here: the
-book pipeline asks before any kernel starts.
+(measured on the 2-core development machine: chapters 3-10x slower beside a second job).
+So bnpaper sizes its workers, and the threads of each chapter's kernel, from the CPUs this
+process may use less those other work keeps busy right now. No torch import here: the book
+pipeline asks before any kernel starts.
 """
 
 from __future__ import annotations

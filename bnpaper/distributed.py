@@ -32,13 +32,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from bnpaper.errors import DistributedError
+from bnpaper.sync import SyncBatchNorm
+
 DEFAULT_TIMEOUT_S = 60.0
 BN_MODES = ("sync", "local", "none")
 ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-class DistributedError(RuntimeError):
-    """A process group could not be formed, or a replica failed or stopped answering."""
 
 
 # ----------------------------------------------------------------------------- process groups
@@ -197,7 +196,6 @@ def train_ddp(tc, bn: str = "sync", local_rank: int = 0) -> dict:
 
     from bnpaper import data as data_mod
     from bnpaper import train as train_mod
-    from bnpaper.sync import SyncBatchNorm
 
     if bn not in BN_MODES:
         raise ValueError(f"bn must be one of {', '.join(BN_MODES)}, got {bn!r}")

@@ -46,6 +46,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from bnpaper import cache, cpus
 from bnpaper import data as data_mod
 from bnpaper.device import resolve_device
+from bnpaper.errors import ConfigError, EnvironmentProblem
 from bnpaper.models import BNNoise, Dropout
 from bnpaper.progress import progress
 from bnpaper.train import (
@@ -222,7 +223,7 @@ def train_many(
     if not cfgs:
         return []
     if on_step is not None and len(groups(cfgs)) > 1:
-        raise ValueError(
+        raise ConfigError(
             "train_many: on_step sees one group's runs (indices 0..R-1 of that group); got configs that "
             f"form {len(groups(cfgs))} groups. Call train_many once per group (see engine.group_key)."
         )
@@ -352,7 +353,7 @@ def _run_in_pool(fn: Callable, args_list: list[tuple], n: int) -> list:
                 results[pending.pop(fut)] = fut.result()
     except concurrent.futures.process.BrokenProcessPool as e:
         _POOL.pop(width, None)
-        raise RuntimeError(
+        raise EnvironmentProblem(
             f"a bnpaper worker process died while running {fn.__name__} (out of memory, or killed): {e}. "
             "Run again; BNPAPER_WORKERS=1 trains in this process instead."
         ) from e
@@ -364,6 +365,12 @@ def _run_in_pool(fn: Callable, args_list: list[tuple], n: int) -> list:
 def pool_size() -> int:
     """Worker processes to use: the CPUs free now (`bnpaper.cpus.free_cpus`)."""
     return cpus.free_cpus()
+
+
+def trained(cfg: TrainConfig, desc: str = "train") -> tuple[nn.Module, dict]:
+    """train(cfg), stored: one run through `trained_many` (the store keeps the weights and the
+    history, so every chapter that needs the same network reuses one run)."""
+    return trained_many([cfg], desc=desc)[0]
 
 
 def trained_many(cfgs: Sequence[TrainConfig], desc: str = "train") -> list[tuple[nn.Module, dict]]:

@@ -9,6 +9,8 @@ from importlib import resources
 
 import yaml
 
+from bnpaper.errors import ConfigError, UnknownNameError
+
 LANGS = ("en", "ar")
 
 
@@ -55,10 +57,10 @@ def terms() -> tuple[Term, ...]:
 def label(key: str, lang: str) -> str:
     """A figure label in the chapter's language, e.g. label("steps", "ar")."""
     if lang not in LANGS:
-        raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
+        raise ConfigError(f"lang must be one of {LANGS}, got {lang!r}")
     labels = _load()["labels"]
     if key not in labels:
-        raise KeyError(f"no figure label {key!r} in glossary.yml; known: {', '.join(sorted(labels))}")
+        raise UnknownNameError(f"no figure label {key!r} in glossary.yml; known: {', '.join(sorted(labels))}")
     return labels[key][lang]
 
 

@@ -31,6 +31,7 @@ from bnpaper.book.chapters import (
     find_chapter,
     prose_pairs,
 )
+from bnpaper.counting import arabic_plural_category, counted  # noqa: E402,F401  (chapters call i18n.counted)
 
 _AR_MARKER = re.compile(r'^\+\+\+ (\{"lang": "ar".*\})[ \t]*$', re.MULTILINE)
 _CAPTION_AR = re.compile(r"^:caption_ar:.*$", re.MULTILINE)
@@ -164,46 +165,3 @@ def _record(text: str, all_twins: list[Twin], chosen: list[Twin]) -> str:
     for start, stop, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[stop:]
     return text
-
-
-# ------------------------------------------------------------------ counted nouns (Arabic plurals)
-
-
-def arabic_plural_category(n: int) -> str:
-    """CLDR's Arabic plural categories, which decide the counted noun's form: zero, one, two,
-    few (n % 100 in 3..10: plural), many (n % 100 in 11..99: accusative singular), other."""
-    if n < 0:
-        raise ValueError(f"a count is >= 0, got {n}")
-    if n == 0:
-        return "zero"
-    if n == 1:
-        return "one"
-    if n == 2:
-        return "two"
-    if 3 <= n % 100 <= 10:
-        return "few"
-    if 11 <= n % 100 <= 99:
-        return "many"
-    return "other"
-
-
-def counted(n: int, noun: str, lang: str) -> str:
-    """A number with its noun, agreeing for any n: counted(10, "seed", "ar") -> «10 بذور»,
-    counted(11, ...) -> «11 بذرةً», counted(2, ...) -> «بذرتين», counted(1, ...) -> «بذرة واحدة».
-    Nouns and their forms are in glossary.yml `counted`. Glue the result whole ({glue:md})."""
-    from bnpaper.glossary import _load
-
-    forms = _load()["counted"].get(noun)
-    if forms is None:
-        raise KeyError(
-            f"no counted noun {noun!r} in glossary.yml; known: {', '.join(sorted(_load()['counted']))}"
-        )
-    n = int(n)
-    if lang == "en":
-        return f"{n:,} {forms['en_one'] if n == 1 else forms['en_other']}"
-    cat = arabic_plural_category(n)
-    if cat == "one":
-        return forms["one"]
-    if cat == "two":
-        return forms["two"]
-    return f"{n:,} {forms[cat if cat in ('few', 'many') else 'other']}"

@@ -3,9 +3,12 @@
 Each claim is owned by the experiment module that measures it (its `CLAIMS`, each with a protocol
 fixed before the run: bnpaper.protocol). Chapters call `record(claim_id, measurement, ...)` with
 the per-seed numbers they computed; the ledger page calls `rows(profile, data_dir)`, which applies
-each claim's protocol to its latest measurement. This module only collects and renders: a claim
-with no measurement, or one made under an older protocol version, shows as "not run", never as a
-pass.
+each claim's protocol to its latest measurement. A record is judged only if the claim's protocol is
+locked (bnpaper.prereg: bnpaper/data/protocols.lock), the record was measured under that digest, and
+its seeds and run lengths are the locked plan's; otherwise the row says which of these differs and
+shows "not run", never a pass. Deterministic checks are rows of their own kind ("check"); the
+verdicts of the sampling-based claims are adjusted together for multiplicity (Holm), and each row
+keeps its unadjusted verdict beside the adjusted one.
 
 Records live in $BNPAPER_LEDGER/<profile>/<data>/<claim>.json (the pipeline points
 BNPAPER_LEDGER at _build/ledger for `bnpaper book`, and elsewhere for one-off `bnpaper execute`).
@@ -13,25 +16,31 @@ BNPAPER_LEDGER at _build/ledger for `bnpaper book`, and elsewhere for one-off `b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bnpaper.cache import source_hash, write_json_atomic
-from bnpaper.protocol import VERDICTS, Claim
+from bnpaper import prereg
+from bnpaper.cache import config_key, source_hash, write_json_atomic
+from bnpaper.errors import UnknownNameError
+from bnpaper.protocol import VERDICTS, Claim, adjusted_verdict, decisive_p, digest, flags, holm
 
 __all__ = ["VERDICTS", "Claim", "claims", "by_id", "record", "rows", "records_hash"]
 
 
-def claims() -> tuple[Claim, ...]:
-    """Every claim, from the experiment modules that own them, in chapter order."""
+def owned() -> list[tuple[Claim, str]]:
+    """(claim, the name of the experiment module that owns it), in chapter order."""
     from bnpaper.experiments import modules
 
-    out: list[Claim] = []
-    for mod in modules():
-        out.extend(getattr(mod, "CLAIMS", ()))
+    return [(c, mod.__name__.rsplit(".", 1)[-1]) for mod in modules() for c in getattr(mod, "CLAIMS", ())]
+
+
+def claims() -> tuple[Claim, ...]:
+    """Every claim, from the experiment modules that own them, in chapter order."""
+    out = [c for c, _ in owned()]
     ids = [c.id for c in out]
     if len(set(ids)) != len(ids):
         raise ValueError(f"claim ids must be unique, got {sorted(i for i in ids if ids.count(i) > 1)}")
@@ -70,23 +79,35 @@ def record(
     data_dir: str = "",
     n: int | None = None,
     data: str = "",
+    seeds: list[int] | None = None,
+    lengths: dict | None = None,
+    config=None,
+    run: str = "",
 ) -> Path:
     """Store a chapter's measurement for a claim (overwriting the previous one for this profile and
-    data), with the version of the protocol it was measured under."""
+    data), with what it was measured under: the protocol's version and digest, the evaluation seeds,
+    the run lengths (the experiment's profile settings as the chapter used them), and the config and
+    store key of the run that produced it (`run`: the name the chapter's `cached` call gives it)."""
     known = by_id()
     if claim_id not in known:
-        raise KeyError(f"unknown claim {claim_id!r}; known: {', '.join(known)}")
+        raise UnknownNameError(f"unknown claim {claim_id!r}; known: {', '.join(known)}")
     claim = known[claim_id]
     if claim.protocol is None:
         raise ValueError(f"claim {claim_id!r} is not testable here; nothing to record")
     path = ledger_dir() / profile / data_key(data_dir) / f"{claim_id}.json"
+    module = dict((c.id, m) for c, m in owned())[claim_id]
     content = {
         "claim": claim_id,
         "protocol_version": claim.protocol.version,
+        "digest": digest(claim),
         "measurement": measurement,
         "profile": profile,
         "n": n,
         "data": data,
+        "seeds": None if seeds is None else [int(s) for s in seeds],
+        "lengths": lengths or {},
+        "config": _plain(config),
+        "cache_key": config_key(run, config, f"bnpaper.experiments.{module}") if run and config else "",
     }
     if path.exists():  # the same measurement again (the other edition, a re-run): keep the record as it is
         try:
@@ -100,40 +121,98 @@ def record(
     return path
 
 
+def _plain(config):
+    if config is None:
+        return None
+    if dataclasses.is_dataclass(config):
+        config = dataclasses.asdict(config)
+    return json.loads(json.dumps(config, default=str))
+
+
 def _content(record: dict) -> dict:
     """A record without its provenance stamp (when and by which source it was written)."""
     return {k: v for k, v in record.items() if k not in ("source", "recorded")}
 
 
-def rows(profile: str, data_dir: str = "", folder: Path | None = None) -> list[dict]:
-    """One row per claim: the verdict of its protocol applied to its latest measurement; "not_run"
-    if there is none or it was measured under an older protocol version; "not_testable" if the
-    claim needs what this book cannot run."""
+def rows(
+    profile: str, data_dir: str = "", folder: Path | None = None, lock: dict | None = None
+) -> list[dict]:
+    """One row per claim: its protocol applied to its latest measurement.
+
+    Each row: claim, kind ("claim", "check" or "untestable"), verdict (for claims: Holm-adjusted
+    over every sampling-based claim with a record), unadjusted (the verdict of the claim alone),
+    estimate, p (the two decisive p-values, unadjusted and adjusted), flags, digest, record, problem.
+    "not_run" where there is no record, or the record or the protocol is not the locked one."""
     base = (folder or ledger_dir()) / profile / data_key(data_dir)
+    lock = prereg.read_lock() if lock is None else lock
     out = []
     for c in claims():
-        row = {"claim": c, "verdict": "not_run", "estimate": None, "record": None, "problem": ""}
-        if c.protocol is None:
-            row["verdict"] = "not_testable"
-        else:
-            path = base / f"{c.id}.json"
-            if path.exists():
-                try:
-                    rec = json.loads(path.read_text(encoding="utf-8"))
-                    if rec.get("protocol_version") != c.protocol.version:
-                        row["problem"] = (
-                            f"measured under protocol v{rec.get('protocol_version')}, "
-                            f"now v{c.protocol.version}"
-                        )
-                    else:
-                        row["verdict"], row["estimate"] = c.judge(rec["measurement"], profile)
-                        row["record"] = rec
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                    row["problem"] = f"unreadable record {path.name}: {e}"
-        if row["verdict"] not in VERDICTS:
-            raise ValueError(f"claim {c.id}: unknown verdict {row['verdict']!r}")
+        row = {
+            "claim": c,
+            "kind": "untestable" if c.protocol is None else ("check" if c.protocol.is_check else "claim"),
+            "verdict": "not_run",
+            "unadjusted": "not_run",
+            "estimate": None,
+            "p": None,
+            "flags": [],
+            "digest": "",
+            "record": None,
+            "problem": "",
+        }
         out.append(row)
+        if c.protocol is None:
+            row["verdict"] = row["unadjusted"] = "not_testable"
+            continue
+        row["digest"] = digest(c)
+        entry = prereg.entry_for(c, lock)
+        if entry is None or entry["digest"] != row["digest"]:
+            row["problem"] = prereg.differences([(c, "")], lock)[c.id]
+            continue
+        path = base / f"{c.id}.json"
+        if not path.exists():
+            continue
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+            why = prereg.check_record(rec, c, entry, profile)
+            if why:
+                row["problem"] = why
+                continue
+            row["unadjusted"], row["estimate"] = c.judge(rec["measurement"], profile)
+            row["record"] = rec
+            row["flags"] = flags(row["estimate"], c.protocol)
+            if row["kind"] == "claim" and not row["estimate"].note.get("too_few_runs"):
+                row["p"] = decisive_p(lambda m=rec["measurement"], c=c: c.estimate(m), c.protocol)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            row["problem"] = f"unreadable record {path.name}: {e}"
+    family = {
+        (r["claim"].id, which): r["p"][which] for r in out if r["p"] for which in ("holds", "does_not_hold")
+    }
+    adjusted = holm(family)
+    for r in out:
+        if r["kind"] != "claim" or r["unadjusted"] == "not_run":
+            r["verdict"] = r["unadjusted"]
+        elif r["p"] is None:  # too few runs: inconclusive either way
+            r["verdict"] = r["unadjusted"]
+        else:
+            adj = {w: adjusted[(r["claim"].id, w)] for w in ("holds", "does_not_hold")}
+            r["p"] = {**r["p"], "adjusted": adj}
+            r["verdict"] = adjusted_verdict(adj)
+        for v in (r["verdict"], r["unadjusted"]):
+            if v not in VERDICTS:
+                raise ValueError(f"claim {r['claim'].id}: unknown verdict {v!r}")
     return out
+
+
+def exploratory(profile: str) -> dict[str, dict]:
+    """The verdicts of the exploratory pass (evaluation seeds 0-9, the protocols of that time, before
+    any lock), frozen in bnpaper/data/exploratory.json by the build that made them: claim id ->
+    {"verdict", "value", "lo", "hi", "version", "seeds"}. Empty where that profile was not built."""
+    from importlib import resources
+
+    path = resources.files("bnpaper").joinpath("data/exploratory.json")
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get("profiles", {}).get(profile, {})
 
 
 def records_hash(profile: str, data_dir: str = "", folder: Path | None = None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bnpaper.errors import ConfigError
 from bnpaper.layers import BatchNorm, BatchRenorm, GhostBatchNorm
 
 
@@ -25,7 +26,7 @@ class Dropout(nn.Module):
     def __init__(self, p: float):
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout rate must be in [0, 1), got {p!r}")
+            raise ConfigError(f"dropout rate must be in [0, 1), got {p!r}")
         self.p = p
         self.generator: torch.Generator | None = None  # set by the training loop
         self.register_buffer("mask", None, persistent=False)  # (N, ...) supplied by the engine
@@ -61,7 +62,7 @@ class BNNoise(nn.Module):
     def __init__(self, features: int, level: float):
         super().__init__()
         if not level > 0:
-            raise ValueError(f"noise level must be > 0, got {level!r}")
+            raise ConfigError(f"noise level must be > 0, got {level!r}")
         self.level = level
         # this step's draw: set by the training loop, not part of the trained state (state_dict)
         self.register_buffer("scale", torch.ones(features), persistent=False)  # (features,)
@@ -91,7 +92,7 @@ def norm_kind(bn) -> str:
     if isinstance(bn, bool):
         return "batch" if bn else "none"
     if bn not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {bn!r}")
+        raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {bn!r}")
     return bn
 
 
@@ -110,7 +111,7 @@ def make_norm(
         return BatchRenorm(features, momentum=momentum)
     if kind == "ghost_batch":
         if ghost_batches < 2:
-            raise ValueError(f"norm 'ghost_batch' needs ghost_batches >= 2, got {ghost_batches}")
+            raise ConfigError(f"norm 'ghost_batch' needs ghost_batches >= 2, got {ghost_batches}")
         return GhostBatchNorm(features, momentum=momentum, ghost_batches=ghost_batches)
     if kind == "layer":
         return nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)
@@ -120,7 +121,7 @@ def make_norm(
 
 def _act(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+        raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]()
 
 

@@ -1,5 +1,6 @@
 """Numbers published in Ioffe & Szegedy (2015), for side-by-side tables. Sources: the paper's
-Figure 3 (ImageNet, Sec. 4.2) and one public MNIST reproduction quoted in shared/PAPER.md.
+Figure 3 (ImageNet, Sec. 4.2) and one public MNIST reproduction (full MNIST, N(0, 0.01)
+init, SGD momentum 0.9, lr 0.01), quoted for comparison, not the paper's own numbers.
 These are the paper's results, not ours: every "ours" column in the book is computed."""
 
 FIGURE3 = {  # model: initial learning rate, steps to reach 72.2% (Inception's best), max top-1 accuracy
@@ -18,10 +19,6 @@ FIGURE3 = {  # model: initial learning rate, steps to reach 72.2% (Inception's b
         "max_accuracy": 0.001,
     },  # "never exceeds 1/1000"
 }
-FIGURE3_NOTE = (
-    "ImageNet, single crop, top-1 validation accuracy; "
-    "Inception with sigmoid and without BN never exceeds 1/1000."
-)
 
 MNIST_REPRODUCTION = {  # full MNIST, N(0, 0.01) init, SGD momentum 0.9, lr 0.01 (not the paper's own numbers)
     "without_bn": 0.9492,

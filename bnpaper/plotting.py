@@ -10,6 +10,7 @@ import matplotlib
 import matplotlib.pyplot as plt  # in a Jupyter kernel the inline backend; headless elsewhere: Agg
 from matplotlib import font_manager
 
+from bnpaper.errors import BnpaperError
 from bnpaper.glossary import LANGS, label
 
 ARABIC_FAMILY = "Noto Sans Arabic"
@@ -58,7 +59,7 @@ def setup(lang: str = "en") -> None:
 __all__ = ["setup", "label", "plt", "show", "panel"]
 
 
-class FigureTextError(RuntimeError):
+class FigureTextError(BnpaperError, RuntimeError):
     """A figure would show a missing-glyph box, or English in the Arabic edition."""
 
 

@@ -7,16 +7,25 @@ paper  twice the quick run lengths (the paper's own schedules do not fit the one
        a 2-core machine with n = 10 and every arm re-tuned): n = 10, the Inception ablation run, and
        every tuning re-run first (`make paper` = `bnpaper tune --profile paper` + the build)
 
-Evaluation seeds are 0, 1, ... (a chapter may start elsewhere); tuning seeds start at
-TUNING_SEED0, so the two never overlap (`eval_seeds` refuses an overlap).
+Evaluation seeds: the confirmatory pass uses EVAL_SEED0, EVAL_SEED0 + 1, ... (500-509). Seeds
+0-9 were the evaluation seeds of every build before it: they were seen in pilots and builds while
+protocols and tunings were still being written, so they are never used for a verdict again (the
+exploratory verdicts of the ledger come from them). Tuning seeds start at TUNING_SEED0; the two
+blocks never overlap (`eval_seeds` refuses an overlap).
+
+Shortened runs (a chapter's `steps` parameter): one rule for every experiment, in `settings`.
 """
 
 from __future__ import annotations
+
+from bnpaper.errors import ConfigError, UnknownNameError
 
 PROFILE_NAMES = ("smoke", "quick", "paper")
 N_EVAL = {"smoke": 2, "quick": 10, "paper": 10}  # evaluation seeds per arm
 N_TUNE = {"smoke": 1, "quick": 3, "paper": 3}  # tuning seeds per grid point
 TUNING_SEED0 = 1000
+EVAL_SEED0 = 500  # the confirmatory pass: seeds no run of this book had used before (see above)
+EXPLORATORY_SEEDS = range(0, 10)  # seen before the confirmatory pass: never evaluation seeds again
 
 SETTINGS: dict[str, dict[str, dict]] = {
     "verify": {  # Algorithm 1 and its backward on random batches (no training)
@@ -183,15 +192,30 @@ SETTINGS: dict[str, dict[str, dict]] = {
 
 def _check_profile(profile: str) -> None:
     if profile not in PROFILE_NAMES:
-        raise ValueError(f"profile must be one of {PROFILE_NAMES}, got {profile!r}")
+        raise ConfigError(f"profile must be one of {PROFILE_NAMES}, got {profile!r}")
 
 
-def settings(experiment: str, profile: str) -> dict:
-    """The numbers of one experiment in one profile (a copy: callers may change it)."""
+def settings(experiment: str, profile: str, steps: int = 0) -> dict:
+    """The numbers of one experiment in one profile (a copy: callers may change it).
+
+    steps > 0 shortens (or lengthens) the run, by one rule for every experiment: the experiment's
+    step counts (every key that ends in "steps" or "_every", and "warmup") are scaled by
+    steps / its main step count ("steps", else the first key that ends in "steps"), rounded, at
+    least 1. A record made with other lengths than the profile's is refused by the ledger."""
     _check_profile(profile)
     if experiment not in SETTINGS:
-        raise KeyError(f"unknown experiment {experiment!r}; known: {', '.join(SETTINGS)}")
-    return dict(SETTINGS[experiment][profile])
+        raise UnknownNameError(f"unknown experiment {experiment!r}; known: {', '.join(SETTINGS)}")
+    out = dict(SETTINGS[experiment][profile])
+    if steps < 0:
+        raise ConfigError(f"steps must be >= 0 (0: the profile's), got {steps}")
+    counts = [k for k in out if k.endswith("steps") or k.endswith("_every") or k == "warmup"]
+    main = "steps" if "steps" in out else next((k for k in counts if k.endswith("steps")), None)
+    if steps and main is not None:
+        factor = steps / out[main]
+        for k in counts:
+            out[k] = max(1, round(out[k] * factor))
+        out[main] = int(steps)
+    return out
 
 
 def n_eval(profile: str) -> int:
@@ -200,13 +224,14 @@ def n_eval(profile: str) -> int:
 
 
 def eval_seeds(profile: str, first: int = 0, n: int = 0) -> list[int]:
-    """The evaluation seeds: first, first + 1, ... (n of them, 0 = the profile's N_EVAL)."""
+    """The evaluation seeds: EVAL_SEED0 + first, + first + 1, ... (n of them, 0 = the profile's
+    N_EVAL). `first` is an offset into the block (a chapter's `seed` parameter)."""
     n = n or n_eval(profile)
-    seeds = list(range(first, first + n))
+    seeds = list(range(EVAL_SEED0 + first, EVAL_SEED0 + first + n))
     if first < 0 or seeds[-1] >= TUNING_SEED0:
-        raise ValueError(
-            f"evaluation seeds must lie in [0, {TUNING_SEED0}) so that they never meet the tuning seeds, "
-            f"got {seeds[0]}..{seeds[-1]}"
+        raise ConfigError(
+            f"evaluation seeds must lie in [{EVAL_SEED0}, {TUNING_SEED0}) so that they never meet the "
+            f"tuning seeds, got {seeds[0]}..{seeds[-1]}"
         )
     return seeds
 

@@ -4,17 +4,25 @@ A claim's `Protocol` says, before its evaluation runs: the arms, what is tuned o
 validation data, with tuning seeds disjoint from the evaluation seeds), the statistic, how its
 interval is computed, the margin, and the direction claimed. The verdict is then mechanical:
 
-  kind "greater" (the statistic exceeds the margin)
-      holds          the whole 95% interval lies above the margin
-      does_not_hold  the whole interval lies below it
-      inconclusive   the interval contains the margin
-  kind "less": the mirror image.
-  kind "equivalent" (|statistic| < margin), by two one-sided tests (TOST) at the 5% level each:
-      holds          both one-sided tests reject, i.e. the 90% interval lies inside (-margin, margin)
-      does_not_hold  the 95% interval lies wholly outside [-margin, margin]
+  kind "greater" (the statistic exceeds the margin m; the smallest effect of interest is d >= m)
+      holds          the whole 95% interval lies above m (and does not lie wholly below d)
+      does_not_hold  the whole 95% interval lies below d: whatever the effect is, it is smaller
+                     than the smallest effect the claim is about (a wrong sign included)
       inconclusive   otherwise
-  kind "below" (a deterministic error bound, float64 arithmetic, no sampling):
-      holds if the measured value is below the bound, does_not_hold otherwise.
+  kind "less": the mirror image (d <= m).
+  kind "equivalent" (|statistic| < margin): two one-sided tests (TOST) at the 5% level each, and
+  the same level for the opposite conclusion, so the rule is symmetric:
+      holds          the 90% interval lies inside (-margin, margin)
+      does_not_hold  the 90% interval lies wholly outside [-margin, margin]
+      inconclusive   otherwise
+  kind "below" (a deterministic error bound, float64 arithmetic, no sampling): a *check*, not a
+  claim: holds if the measured value is below the bound, does_not_hold otherwise.
+
+Every claim can therefore come out "does not hold". Its smallest effect of interest (`sesoi`,
+with its reason) is fixed in the protocol before the run; a margin of 0 alone could never be
+cleared the other way by a true null. The ledger adjusts the verdicts of all sampling-based claims
+together for multiplicity (Holm: `holm`), from p-values found by inverting each claim's own
+interval (`decisive_p`), and shows the unadjusted verdicts beside them.
 
 "Clears the margin" is strict, with a relative tolerance of 1e-9 of the margin for rounding (so
 0.3 / 0.1, which is 2.9999999999999996 in floating point, is *at* a margin of 3, not below it): an
@@ -35,8 +43,16 @@ Intervals (all 95%, two-sided):
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import contextvars
+import dataclasses
+import hashlib
+import inspect
+import json
 import math
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -46,16 +62,73 @@ from scipy import stats
 VERDICTS = ("holds", "does_not_hold", "inconclusive", "not_testable", "not_run")
 KINDS = ("greater", "less", "equivalent", "below")
 REL_TOL = 1e-9  # interval ends this close (relatively) to the margin straddle it
-CONFIDENCE = 0.95
+CONFIDENCE = 0.95  # the level of every reported interval
+ALPHA = 0.05  # the family-wise error rate the Holm adjustment keeps (two-sided scale, see decisive_p)
 MIN_N = 10  # evaluation runs every claim that trains needs, in the quick and paper profiles
+_LEVEL = contextvars.ContextVar("bnpaper_confidence", default=CONFIDENCE)
 
 
-@dataclass(frozen=True)
+def confidence() -> float:
+    """The level intervals are computed at now: CONFIDENCE, unless inside `at_confidence`."""
+    return _LEVEL.get()
+
+
+@contextlib.contextmanager
+def at_confidence(level: float):
+    """Compute every interval inside this block at `level` (to find where a bound crosses a margin)."""
+    if not 0 < level < 1:
+        raise ValueError(f"a confidence level lies in (0, 1), got {level}")
+    token = _LEVEL.set(level)
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
+
+
+# Why a smallest effect of interest has the size it has: the shared reasons (English, Arabic).
+SESOI_REASONS: dict[str, tuple[str, str]] = {
+    "margin": (
+        "the claim's own margin: an effect smaller than it is not what the claim says",
+        "هامش الادعاء نفسه: الأثر الأصغر منه ليس ما يقوله الادعاء",
+    ),
+    "accuracy": (
+        "half a point of accuracy: on 1,000 images one run's accuracy moves by about 0.7 points "
+        "from sampling alone, and no reader would choose a method for a smaller gain",
+        "نصف نقطة مئوية من الدقة: على 1,000 صورة تتحرك دقة التشغيل الواحد نحو 0.7 نقطة بفعل "
+        "المعاينة وحدها، ولا يختار قارئ طريقةً لمكسب أصغر",
+    ),
+    "speed": (
+        "a quarter fewer steps (a ratio of 1.25): a smaller saving is within one evaluation "
+        "interval of most runs",
+        "خطوات أقل بالربع (نسبة 1.25): التوفير الأصغر يقع ضمن فترة تقييم واحدة في أغلب التشغيلات",
+    ),
+    "reduction": (
+        "a fifth less (a ratio of 0.8): a smaller reduction is not the stabilisation the claim describes",
+        "أقل بالخُمس (نسبة 0.8): الانخفاض الأصغر ليس الاستقرار الذي يصفه الادعاء",
+    ),
+    "correlation": (
+        "a tenth of a rank correlation: a smaller difference between the arms is noise in a "
+        "correlation over a few dozen windows",
+        "عُشر معامل ارتباط رتبي: الفرق الأصغر بين الذراعين ضجيج في ارتباط محسوب على بضع عشرات من النوافذ",
+    ),
+    "slope": (
+        "0.01 per layer on the log scale: 1% per layer, about 1.6 times over 50 layers; a smaller "
+        "slope is flat for every depth this book trains",
+        "0.01 لكل طبقة على المقياس اللوغاريتمي: 1% لكل طبقة، أي نحو 1.6 مرة عبر 50 طبقة؛ والميل "
+        "الأصغر مستوٍ في كل عمق يدربه هذا الكتاب",
+    ),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Protocol:
-    """What a claim's evaluation is, written before it runs. Text fields are (English, Arabic)."""
+    """What a claim's evaluation is, written before it runs. Text fields are (English, Arabic).
+
+    Locked before its confirmatory run: `digest` (every field, the estimator's and the rule's
+    source) must match the claim's entry in bnpaper/data/protocols.lock (`bnpaper lock`)."""
 
     version: int
-    fixed: str  # ISO date the version was fixed, before its evaluation ran
+    fixed: str  # ISO date this version was written (the lock's git commit is the proof of when)
     arms: tuple[str, str]
     tuned: tuple[str, str]  # what is tuned, on which grid, with which data and seeds ("nothing": say so)
     statistic: tuple[str, str]
@@ -65,6 +138,10 @@ class Protocol:
     scale: str = "difference"  # "difference" or "ratio": how the statistic and margin read
     changes: tuple[str, str] = ("", "")  # what this version changed from the previous, and why
     trains: bool = True  # False for a deterministic (float64, sampling-free) check
+    sesoi: float | None = None  # smallest effect of interest (greater / less); None: the margin
+    sesoi_reason: str = "margin"  # a key of SESOI_REASONS
+    check: bool = False  # true by construction or deterministic: a check, not an empirical claim
+    check_reason: tuple[str, str] = ("", "")  # why a sampled statistic is a check (say it)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -75,6 +152,27 @@ class Protocol:
             raise ValueError(f"an equivalence margin must be positive, got {self.margin}")
         if self.scale == "ratio" and self.margin <= 0:
             raise ValueError(f"a ratio's margin must be positive, got {self.margin}")
+        if self.sesoi_reason not in SESOI_REASONS:
+            raise ValueError(f"sesoi_reason must be one of {tuple(SESOI_REASONS)}, got {self.sesoi_reason!r}")
+        d = self.smallest_effect
+        if self.kind == "greater" and d < self.margin or self.kind == "less" and d > self.margin:
+            raise ValueError(
+                f"the smallest effect of interest {d} lies on the null side of the margin {self.margin} "
+                f"for a {self.kind!r} claim"
+            )
+        if self.check and self.kind != "below" and not all(self.check_reason):
+            raise ValueError("a sampled statistic made a check says why, in English and Arabic")
+
+    @property
+    def smallest_effect(self) -> float:
+        """The effect the claim is about: the margin where none is given (equivalence: the margin)."""
+        return self.margin if self.sesoi is None or self.kind == "equivalent" else float(self.sesoi)
+
+    @property
+    def is_check(self) -> bool:
+        """A check (an error bound, or a statistic true by construction), not a sampled claim: kept
+        out of the multiplicity family and counted apart."""
+        return self.check or self.kind == "below"
 
     def text(self, name: str, lang: str) -> str:
         pair = getattr(self, name)
@@ -126,7 +224,7 @@ def _t_estimate(d: np.ndarray, method: str) -> Estimate:
         return Estimate(math.nan, math.nan, math.nan, 0, method)
     mean = float(d.mean())
     se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
-    lo, hi = _t_bounds(mean, se, n - 1, CONFIDENCE)
+    lo, hi = _t_bounds(mean, se, n - 1, confidence())
     lo90, hi90 = _t_bounds(mean, se, n - 1, 0.90)
     return Estimate(mean, lo, hi, n, method, lo90, hi90)
 
@@ -150,7 +248,7 @@ def welch_t(a: Sequence[float | None], b: Sequence[float | None]) -> Estimate:
     vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
     se = math.sqrt(vx + vy)
     df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1)) if se > 0 else 1.0
-    lo, hi = _t_bounds(mean, se, df, CONFIDENCE)
+    lo, hi = _t_bounds(mean, se, df, confidence())
     lo90, hi90 = _t_bounds(mean, se, df, 0.90)
     return Estimate(mean, lo, hi, n, "Welch t", lo90, hi90)
 
@@ -220,13 +318,14 @@ def bootstrap_ratio_of_medians(
     idx = rng.integers(0, n, size=(9999, n))
     boot = ratio(x[idx], y[idx])
     undefined = np.isnan(boot)  # resamples where neither arm's median reached the target
-    if undefined.mean() > 0.025:  # more than the interval's tail: the ratio is not pinned down
+    if undefined.mean() > (1 - confidence()) / 2:  # more than the interval's tail: not pinned down
         return Estimate(
             value, -math.inf, math.inf, n, method, note={"undefined_resamples": float(undefined.mean())}
         )
     # an undefined resample is neither faster nor slower: it counts at the low end (against the claim)
     boot = np.where(undefined, -math.inf, boot)
-    lo, hi = (float(v) for v in np.quantile(boot, [0.025, 0.975], method="inverted_cdf"))
+    tail = (1 - confidence()) / 2
+    lo, hi = (float(v) for v in np.quantile(boot, [tail, 1 - tail], method="inverted_cdf"))
     lo90, hi90 = (float(v) for v in np.quantile(boot, [0.05, 0.95], method="inverted_cdf"))
     if resolution > 0:  # a step count s means "reached in (s - r, s]"
         med_x, med_y = float(np.median(x)), float(np.median(y))
@@ -241,6 +340,63 @@ def bootstrap_ratio_of_medians(
     return Estimate(value, lo, hi, n, method, lo90, hi90)
 
 
+def censored_median_ratio(
+    num: Sequence[float | None],
+    den: Sequence[float | None],
+    num_limit: float,
+    den_limit: float,
+    resolution: float = 0.0,
+) -> Estimate:
+    """The median over paired seeds of num_i / den_i, for steps to a target that some runs never
+    reach (+inf: censored at their run's length, num_limit or den_limit steps).
+
+    Each seed's ratio is known only within bounds: a step count s read off evaluations every r
+    steps means "reached in (s - r, s]"; a run that never reached the target reached it, if ever,
+    after its limit. So r_low = (num - r) / den and r_high = num / (den - r), with a censored num
+    giving r_low = num_limit / den, r_high = +inf, a censored den r_low = 0, r_high = num / den_limit,
+    and both censored (0, +inf). The interval is distribution-free: order statistics k and n + 1 - k
+    of r_low and r_high, with k the largest index whose binomial(n, 1/2) tail stays within the level
+    (at n = 10 and 95%: the 2nd and 9th, coverage 97.9% for any continuous distribution of ratios).
+    The estimate is the median of the seeds' ratios, each censored run counted at its limit
+    ("at least", or "at most"). A seed missing in either arm (None) drops."""
+    x, y = _clean(num), _clean(den)
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    x, y = x[ok], y[ok]
+    n = len(x)
+    method = f"median of per-seed ratios, order-statistic interval, resolution {resolution:g}"
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0, method)
+    r = float(resolution)
+    lo_r, hi_r, point = np.empty(n), np.empty(n), np.empty(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i, (a, b) in enumerate(zip(x, y)):
+            fa, fb = math.isfinite(a), math.isfinite(b)
+            if fa and fb:
+                lo_r[i] = max(a - r, 0.0) / b
+                hi_r[i] = a / (b - r) if b > r else math.inf
+                point[i] = a / b
+            elif fb:  # num never reached it: at least num_limit / b
+                lo_r[i], hi_r[i], point[i] = num_limit / b, math.inf, num_limit / b
+            elif fa:  # den never reached it: at most a / den_limit
+                lo_r[i], hi_r[i], point[i] = 0.0, a / den_limit, a / den_limit
+            else:
+                lo_r[i], hi_r[i], point[i] = 0.0, math.inf, math.nan
+    value = float(np.median(point[~np.isnan(point)])) if (~np.isnan(point)).any() else math.nan
+
+    def bounds(level: float) -> tuple[float, float]:
+        tail = (1 - level) / 2
+        k = 0
+        while k + 1 <= n and stats.binom.cdf(k, n, 0.5) <= tail:
+            k += 1  # P(fewer than k of n below the median) <= tail
+        if k == 0:
+            return 0.0, math.inf
+        return float(np.sort(lo_r)[k - 1]), float(np.sort(hi_r)[n - k])
+
+    lo, hi = bounds(confidence())
+    lo90, hi90 = bounds(0.90)
+    return Estimate(value, lo, hi, n, method, lo90, hi90)
+
+
 def exact(value: float, n: int = 1, method: str = "deterministic, float64") -> Estimate:
     """A sampling-free measurement (an error bound checked in float64): no interval to speak of."""
     return Estimate(float(value), float(value), float(value), n, method, float(value), float(value))
@@ -252,6 +408,7 @@ INTERVALS: dict[str, Callable] = {
     "t": one_sample_t,
     "t on log ratios": log_ratio_t,
     "bootstrap ratio of medians": bootstrap_ratio_of_medians,
+    "censored median ratio": censored_median_ratio,
     "exact": exact,
 }
 
@@ -265,38 +422,122 @@ def _below(x: float, margin: float) -> bool:
     return margin - x > REL_TOL * abs(margin)
 
 
-def decide(est: Estimate, kind: str, margin: float) -> str:
-    """The verdict of an estimate under a protocol's kind and margin (see the module docstring)."""
+def decide(est: Estimate, kind: str, margin: float, sesoi: float | None = None) -> str:
+    """The verdict of an estimate under a protocol's kind, margin and smallest effect of interest
+    (see the module docstring); sesoi None means the margin itself."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if any(math.isnan(v) for v in (est.value, est.lo, est.hi)):
         return "inconclusive"
+    d = margin if sesoi is None else sesoi
     if kind == "below":
         return "holds" if _below(est.value, margin) else "does_not_hold"
     if kind == "greater":
-        return (
-            "holds"
-            if _above(est.lo, margin)
-            else ("does_not_hold" if _below(est.hi, margin) else "inconclusive")
-        )
+        if _below(est.hi, d):
+            return "does_not_hold"
+        return "holds" if _above(est.lo, margin) else "inconclusive"
     if kind == "less":
-        return (
-            "holds"
-            if _below(est.hi, margin)
-            else ("does_not_hold" if _above(est.lo, margin) else "inconclusive")
-        )
-    # equivalent: TOST at 5% per side <=> the 90% interval inside (-margin, margin)
+        if _above(est.lo, d):
+            return "does_not_hold"
+        return "holds" if _below(est.hi, margin) else "inconclusive"
+    # equivalent: TOST at 5% per side <=> the 90% interval inside (-margin, margin); the opposite
+    # conclusion at the same level: the 90% interval wholly outside
     if margin <= 0:
         raise ValueError(f"an equivalence margin must be positive, got {margin}")
-    if (
-        not (math.isnan(est.lo90) or math.isnan(est.hi90))
-        and _above(est.lo90, -margin)
-        and _below(est.hi90, margin)
-    ):
+    lo90, hi90 = est.lo90, est.hi90
+    if math.isnan(lo90) or math.isnan(hi90):
+        return "inconclusive"
+    if _above(lo90, -margin) and _below(hi90, margin):
         return "holds"
-    if _above(est.lo, margin) or _below(est.hi, -margin):
+    if _above(lo90, margin) or _below(hi90, -margin):
         return "does_not_hold"
     return "inconclusive"
+
+
+def flags(est: Estimate | None, p: Protocol) -> list[str]:
+    """What a reader should notice beside the verdict: "wrong_side" (the estimate lies on the
+    other side of the margin from the claim), "below_sesoi" (clears the margin, yet the whole
+    interval lies short of the smallest effect of interest)."""
+    if est is None or p.is_check or any(math.isnan(v) for v in (est.value, est.lo, est.hi)):
+        return []
+    out = []
+    d = p.smallest_effect
+    if p.kind == "greater" and est.value < p.margin or p.kind == "less" and est.value > p.margin:
+        out.append("wrong_side")
+    if p.kind == "equivalent" and abs(est.value) >= p.margin:
+        out.append("wrong_side")
+    if p.kind == "greater" and _above(est.lo, p.margin) and _below(est.hi, d):
+        out.append("below_sesoi")
+    if p.kind == "less" and _below(est.hi, p.margin) and _above(est.lo, d):
+        out.append("below_sesoi")
+    return out
+
+
+def _clears(est: Estimate, kind: str, margin: float, d: float, which: str) -> bool:
+    """Does the interval (lo, hi), at whatever level it was computed, reach conclusion `which`?"""
+    if any(math.isnan(v) for v in (est.lo, est.hi)):
+        return False
+    if which == "holds":
+        if kind == "greater":
+            return _above(est.lo, margin)
+        if kind == "less":
+            return _below(est.hi, margin)
+        return _above(est.lo, -margin) and _below(est.hi, margin)
+    if kind == "greater":
+        return _below(est.hi, d)
+    if kind == "less":
+        return _above(est.lo, d)
+    return _above(est.lo, margin) or _below(est.hi, -margin)
+
+
+def decisive_p(estimate: Callable[[], Estimate], p: Protocol) -> dict[str, float]:
+    """p-values of the two conclusions a claim can reach, found by inverting its own interval.
+
+    For "holds" and "does_not_hold", the smallest 1 - c at which the level-c interval reaches that
+    conclusion (bisection on log10(1 - c)); on the two-sided scale of `decide`, so p < ALPHA gives
+    exactly the unadjusted verdict: a directional claim's 95% interval, an equivalence claim's 90%
+    interval (whose p is halved: TOST's level is one-sided). 1.0 where even a 50% interval does not
+    reach it. Works for every interval method, the bootstrap included (its resolution limits small
+    p-values to about 2e-4)."""
+    d = p.smallest_effect
+    scale = 0.5 if p.kind == "equivalent" else 1.0
+    out = {}
+    for which in ("holds", "does_not_hold"):
+
+        def reaches(log_tail: float, which: str = which) -> bool:
+            with at_confidence(1 - 10**log_tail):
+                return _clears(estimate(), p.kind, p.margin, d, which)
+
+        lo, hi = -15.0, math.log10(0.5)  # log10(1 - c): c from 1 - 1e-15 to 0.5
+        if not reaches(hi):
+            out[which] = 1.0
+            continue
+        if reaches(lo):
+            out[which] = 10**lo * scale
+            continue
+        for _ in range(40):  # reaches(hi) is True, reaches(lo) False: the crossing lies between
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
+        out[which] = 10**hi * scale
+    return out
+
+
+def holm(pvalues: dict[str, float], alpha: float = ALPHA) -> dict[str, float]:
+    """Holm's step-down adjusted p-values (reject where adjusted < alpha keeps the family-wise
+    error rate at alpha): the i-th smallest of m is multiplied by m - i + 1, then made monotone."""
+    order = sorted(pvalues, key=lambda k: (pvalues[k], k))
+    m, running, out = len(order), 0.0, {}
+    for i, key in enumerate(order):
+        running = max(running, min(1.0, (m - i) * pvalues[key]))
+        out[key] = running
+    return out
+
+
+def adjusted_verdict(adjusted: dict[str, float], alpha: float = ALPHA) -> str:
+    """A claim's verdict from its two Holm-adjusted p-values (does not hold wins a tie, as in decide)."""
+    if adjusted["does_not_hold"] < alpha:
+        return "does_not_hold"
+    return "holds" if adjusted["holds"] < alpha else "inconclusive"
 
 
 def tost_p(diffs: Sequence[float], margin: float) -> float:
@@ -319,13 +560,7 @@ def combine(verdicts: Sequence[str]) -> str:
     return "inconclusive"
 
 
-def check_n(n: int, profile: str) -> None:
-    """Every claim that trains runs n >= MIN_N evaluation seeds in the quick and paper profiles."""
-    if profile in ("quick", "paper") and n < MIN_N:
-        raise ValueError(f"profile {profile!r} evaluates every claim on at least {MIN_N} seeds, got n = {n}")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """A claim the book tests, owned by the experiment module that measures it.
 
@@ -375,4 +610,100 @@ class Claim:
                 est.hi90,
                 {**est.note, "too_few_runs": True},
             )
-        return decide(est, self.protocol.kind, self.protocol.margin), est
+        return decide(est, self.protocol.kind, self.protocol.margin, self.protocol.sesoi), est
+
+
+# ----------------------------------------------------------------------------- pre-registration
+
+
+def _code(fn: Callable) -> str:
+    """A function's code as the digest sees it: its syntax tree (comments and layout do not count),
+    and the simple values it closes over (a factory's arm names, say)."""
+    try:
+        src = textwrap.dedent(inspect.getsource(fn))
+        try:
+            text = ast.dump(ast.parse(src))
+        except SyntaxError:  # a lambda cut out of a longer expression
+            text = " ".join(src.split())
+    except (OSError, TypeError):
+        text = getattr(fn, "__qualname__", repr(fn))
+    cells = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ())]
+    plain = [
+        repr(v) if isinstance(v, (str, int, float, tuple, bool, type(None))) else type(v).__name__
+        for v in cells
+    ]
+    return text + "|" + ",".join(plain)
+
+
+RULE_CODE = (decide, _above, _below, _clears, flags)
+
+
+def digest(claim: Claim) -> str:
+    """16 hex digits of SHA-256 over everything that decides a claim's verdict: every field of its
+    protocol but the date it was typed, the source of its estimator, of its interval method and of
+    the rule (decide and the margin tests, REL_TOL, MIN_N). Editing any of them changes the digest,
+    and the ledger then refuses the claim until the new protocol is locked as a new version."""
+    p = claim.protocol
+    if p is None:
+        raise ValueError(f"claim {claim.id} has no protocol to digest")
+    fields = {f.name: getattr(p, f.name) for f in dataclasses.fields(p) if f.name != "fixed"}
+    parts = [
+        claim.id,
+        json.dumps(fields, sort_keys=True, default=str),
+        _code(claim.estimate),
+        _code(INTERVALS[p.interval]),
+        *(_code(f) for f in RULE_CODE),
+        f"REL_TOL={REL_TOL} MIN_N={MIN_N}",
+    ]
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- the confirmatory version
+
+CONFIRMATORY = (
+    "v{v}, the confirmatory version, locked by digest before its run: a smallest effect of interest "
+    'with its reason, so that the claim can come out "does not hold"; the equivalence rule symmetric '
+    "(both conclusions at the 90% level); the verdict adjusted for multiplicity with every other claim "
+    "(Holm) in the ledger; evaluated once, on evaluation seeds never used before.",
+    "الإصدار {v}، الإصدار التأكيدي، مقفل ببصمته قبل تشغيله: أصغر أثر ذي أهمية مع سببه، ليمكن أن يخرج "
+    'الادعاء بحكم "لا يصح"؛ وقاعدة التكافؤ متناظرة (الخلاصتان كلتاهما بمستوى 90%)؛ والحكم معدَّل '
+    "للتعدد مع كل ادعاء آخر (طريقة هولم) في السجل؛ ويُقيَّم مرة واحدة، على بذور تقييم لم تُستعمل من قبل.",
+)
+
+
+def confirmatory(
+    claims: Sequence[Claim],
+    sesoi: dict[str, tuple[float, str]] | None = None,
+    checks: dict[str, tuple[str, str]] | None = None,
+) -> tuple[Claim, ...]:
+    """Each claim's next protocol version, the confirmatory one: its smallest effect of interest
+    (`sesoi`: claim id -> (value, a key of SESOI_REASONS); the margin itself where none is given),
+    and for `checks` (claim id -> why, in English and Arabic) the mark of a check that is true by
+    construction. The version history is kept: `changes` says what this version changed, then
+    what the one before it had changed."""
+    sesoi, checks = sesoi or {}, checks or {}
+    unknown = (set(sesoi) | set(checks)) - {c.id for c in claims}
+    if unknown:
+        raise ValueError(f"confirmatory: no claim {sorted(unknown)} among {[c.id for c in claims]}")
+    out = []
+    for c in claims:
+        p = c.protocol
+        if p is None:
+            out.append(c)
+            continue
+        v = p.version + 1
+        new = tuple(t.format(v=v) for t in CONFIRMATORY)
+        before = (f"v{p.version}: ", f"الإصدار {p.version}: ")
+        changes = tuple(n + (f" {b}{old}" if old else "") for n, b, old in zip(new, before, p.changes))
+        value, reason = sesoi.get(c.id, (None, "margin"))
+        q = dataclasses.replace(
+            p,
+            version=v,
+            changes=changes,
+            sesoi=value,
+            sesoi_reason=reason,
+            check=c.id in checks,
+            check_reason=checks.get(c.id, ("", "")),
+        )
+        out.append(dataclasses.replace(c, protocol=q))
+    return tuple(out)

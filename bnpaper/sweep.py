@@ -19,6 +19,7 @@ import json
 import typing
 from pathlib import Path
 
+from bnpaper.errors import BnpaperError
 from bnpaper.protocol import Estimate, one_sample_t, paired_t
 from bnpaper.train import TrainConfig, build_model
 
@@ -58,7 +59,7 @@ PRESETS = ("mlp", "convnet", "inception")
 FIXED = ("seed",)  # set by --seeds
 
 
-class SweepError(ValueError):
+class SweepError(BnpaperError, ValueError):
     """A bad experiment name, key or value: raised before anything trains."""
 
 

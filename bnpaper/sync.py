@@ -28,7 +28,7 @@ from torch import nn
 
 from bnpaper import functional as F
 from bnpaper.autograd import affine_parameters, compute_dtype
-from bnpaper.distributed import DistributedError
+from bnpaper.errors import DistributedError
 from bnpaper.layers import BatchNorm
 
 

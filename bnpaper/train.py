@@ -18,6 +18,7 @@ from torch import nn
 from bnpaper import data as data_mod
 from bnpaper import models
 from bnpaper.device import resolve_device
+from bnpaper.errors import ConfigError
 from bnpaper.progress import progress
 
 
@@ -73,7 +74,28 @@ def redraw_noise(model: nn.Module, generator: torch.Generator) -> None:
                 mod.shift.copy_(shift)
 
 
+def check_numbers(cfg: TrainConfig) -> None:
+    """Refuse a config whose numbers cannot describe a training run (before anything trains)."""
+    rules = (
+        ("lr", cfg.lr > 0, "a learning rate > 0"),
+        ("momentum", 0 <= cfg.momentum < 1, "a momentum in [0, 1)"),
+        ("weight_decay", cfg.weight_decay >= 0, "a weight decay >= 0"),
+        ("steps", cfg.steps >= 1, "at least 1 step"),
+        ("batch_size", cfg.batch_size >= 1, "a batch size >= 1"),
+        ("eval_every", cfg.eval_every >= 1, "eval_every >= 1"),
+        ("init_std", cfg.init_std >= 0, "an initial std >= 0 (0: the init rule)"),
+        ("lr_decay_factor", cfg.lr_decay_factor > 0, "a decay factor > 0"),
+        ("lr_decay_every", cfg.lr_decay_every >= 0, "lr_decay_every >= 0 (0: never)"),
+        ("bn_noise", cfg.bn_noise >= 0, "a noise level >= 0"),
+        ("ghost_batches", cfg.ghost_batches >= 1, "ghost_batches >= 1"),
+    )
+    for name, ok, expected in rules:
+        if not ok:
+            raise ConfigError(f"{name} = {getattr(cfg, name)!r}: expected {expected}")
+
+
 def build_model(cfg: TrainConfig) -> nn.Module:
+    check_numbers(cfg)
     if cfg.model == "convnet":
         model = models.convnet(
             bn=cfg.bn,
@@ -99,19 +121,19 @@ def build_model(cfg: TrainConfig) -> nn.Module:
             norm=cfg.norm or None,
         )
     else:
-        raise ValueError(f"model must be 'convnet', 'mlp' or 'inception', got {cfg.model!r}")
+        raise ConfigError(f"model must be 'convnet', 'mlp' or 'inception', got {cfg.model!r}")
     kind = models.norm_kind(cfg.norm or cfg.bn)
     if cfg.ghost_batches != 1 and not (cfg.model in ("mlp", "convnet") and kind in ("batch", "ghost_batch")):
-        raise ValueError(
+        raise ConfigError(
             f"ghost_batches = {cfg.ghost_batches} needs model 'mlp' or 'convnet' with bn, got {cfg.model!r}, "
             f"norm={kind!r}"
         )
     if cfg.batch_size % cfg.ghost_batches:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size {cfg.batch_size} does not split into {cfg.ghost_batches} equal ghost batches"
         )
     if cfg.init not in ("torch", "he", "glorot"):
-        raise ValueError(f"init must be 'torch', 'he' or 'glorot', got {cfg.init!r}")
+        raise ConfigError(f"init must be 'torch', 'he' or 'glorot', got {cfg.init!r}")
     if cfg.init_std > 0 or cfg.init in ("he", "glorot"):
         with torch.no_grad():
             for mod in model.modules():
@@ -137,7 +159,7 @@ def memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format
 
 def model_dtype(cfg: TrainConfig) -> torch.dtype:
     if cfg.dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg.dtype!r}")
+        raise ConfigError(f"dtype must be 'float32' or 'float64', got {cfg.dtype!r}")
     return getattr(torch, cfg.dtype)
 
 
@@ -163,7 +185,7 @@ def run_batches(n: int, batch_size: int, generators: list[torch.Generator]):
     """`batches` for R runs at once, each from its own generator: (R, batch_size) index rows, one
     fresh permutation per run and epoch (the multi-run engine draws its runs' batches here)."""
     if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the training set ({n} examples)")
+        raise ConfigError(f"batch_size {batch_size} is larger than the training set ({n} examples)")
     while True:
         perms = torch.stack([torch.randperm(n, generator=g) for g in generators])  # (R, n)
         for i in range(0, n - batch_size + 1, batch_size):
@@ -175,7 +197,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, nn.Module], None] | None = N
     validation accuracy per evaluation, final train / validation accuracy, the test accuracy (read
     once, at the end, and only if cfg.read_test), and diverged / diverged_at.
 
-    On the CPU an MLP trains on one thread (faster for such small matrices, TOOLCHAIN.md); conv
+    On the CPU an MLP trains on one thread (faster for such small matrices: device.py); conv
     nets use torch's default. The thread count is restored afterwards."""
     threads = torch.get_num_threads()
     if cfg.model == "mlp" and resolve_device(cfg.device).type == "cpu":
@@ -259,11 +281,3 @@ def read_test(model: nn.Module, ds: data_mod.Dataset, cfg: TrainConfig) -> float
         return None
     dev = next(model.parameters()).device
     return accuracy(model, ds.x_test.to(dev, model_dtype(cfg)), ds.y_test.to(dev))
-
-
-def trained(cfg: TrainConfig, desc: str = "train") -> tuple[nn.Module, dict]:
-    """train(cfg), stored: one run through `bnpaper.engine.trained_many` (the store keeps the
-    weights and the history, so every chapter that needs the same network reuses one run)."""
-    from bnpaper.engine import trained_many
-
-    return trained_many([cfg], desc=desc)[0]

@@ -26,6 +26,7 @@ from pathlib import Path
 from bnpaper import data as data_mod
 from bnpaper import profiles
 from bnpaper.cache import source_hash, write_json_atomic
+from bnpaper.errors import ConfigError, UnknownNameError
 from bnpaper.train import TrainConfig
 
 FROZEN_FILES = {"quick": "tuned.json", "paper": "tuned-paper.json"}
@@ -49,7 +50,9 @@ class Tuning:
 
     def __post_init__(self):
         if len(self.grid) < 2 or sorted(self.grid) != list(self.grid):
-            raise ValueError(f"tuning {self.key}: the grid must hold >= 2 increasing values, got {self.grid}")
+            raise ConfigError(
+                f"tuning {self.key}: the grid must hold >= 2 increasing values, got {self.grid}"
+            )
 
 
 def frozen_path(profile: str = "quick") -> Path:
@@ -101,7 +104,7 @@ def read_frozen(profile: str = "quick") -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(
+        raise ConfigError(
             f"{path} is not valid JSON ({e}); restore it with git or run `bnpaper tune --profile "
             f"{frozen_profile(profile)}`"
         ) from e
@@ -114,19 +117,19 @@ def tuned(t: Tuning, profile: str, data_dir: str = "", device: str = "cpu") -> d
     frozen = read_frozen(fp)
     command = f"bnpaper tune --profile {fp} --only {t.key}"
     if t.key not in frozen:
-        raise KeyError(
+        raise UnknownNameError(
             f"no frozen tuning for {t.key!r} in {frozen_path(fp)}; run `{command}` "
             "(it trains the grid on the tuning seeds and writes the choice with its provenance)"
         )
     entry = frozen[t.key]
     if entry["field"] != t.field or [float(v) for v in entry["grid"]] != [float(v) for v in t.grid]:
-        raise ValueError(
+        raise ConfigError(
             f"the frozen tuning of {t.key!r} was made on {entry['field']} over {entry['grid']}, but the "
             f"protocol now tunes {t.field} over {list(t.grid)}: run `{command}`"
         )
     steps = t.base(fp, profiles.tuning_seeds(fp)[0]).steps
     if entry.get("steps") != steps:
-        raise ValueError(
+        raise ConfigError(
             f"the frozen tuning of {t.key!r} was made with runs of {entry.get('steps')} steps, but the "
             f"{fp} profile now trains {steps}: run `{command}`"
         )
@@ -152,7 +155,7 @@ def registry() -> dict[str, Tuning]:
     for mod in modules():
         for t in getattr(mod, "TUNINGS", ()):
             if t.key in out:
-                raise ValueError(f"tuning key {t.key!r} declared twice")
+                raise ConfigError(f"tuning key {t.key!r} declared twice")
             out[t.key] = t
     return out
 
@@ -164,7 +167,7 @@ def freeze(
     reg = registry()
     unknown = sorted(set(keys or ()) - set(reg))
     if unknown:
-        raise KeyError(f"unknown tuning {', '.join(unknown)}; known: {', '.join(reg)}")
+        raise UnknownNameError(f"unknown tuning {', '.join(unknown)}; known: {', '.join(reg)}")
     fp = frozen_profile(profile)
     frozen = read_frozen(fp)
     for key in keys or list(reg):

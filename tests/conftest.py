@@ -20,9 +20,14 @@ def smoke_book(tmp_path_factory):
     shutil.rmtree(BOOK_BUILD, ignore_errors=True)
     old = os.environ.get("BNPAPER_CACHE")
     os.environ["BNPAPER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    # the kernels must capture their stderr as in a real build (ipykernel skips that under pytest),
+    # or a progress bar or warning leaking into a page could never be seen by the page tests
+    current = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         html = build_book(profile="smoke", device="cpu", langs="en,ar", build_dir=BOOK_BUILD, progress=True)
     finally:
+        if current is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = current
         if old is None:
             os.environ.pop("BNPAPER_CACHE", None)
         else:

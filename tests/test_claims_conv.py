@@ -224,10 +224,10 @@ def test_alg2_statistic_is_the_paired_mean_difference():
 # ----------------------------------------------------------------------------- protocols
 
 
-def test_protocols_are_version_2_and_say_what_changed():
+def test_protocols_are_version_3_and_say_what_changed():
     for c in BY_ID.values():
         p = c.protocol
-        assert p.version == 2 and p.changes[0] and p.changes[1], c.id
+        assert p.version == 3 and p.changes[0] and p.changes[1], c.id
         assert protocol.decide(protocol.exact(math.nan), p.kind, p.margin) == "inconclusive"
     assert BY_ID["alg2-moving-average"].protocol.kind == "equivalent"
     assert BY_ID["alg2-moving-average"].protocol.interval == "paired t"

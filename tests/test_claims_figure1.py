@@ -25,7 +25,13 @@ def seeds(base, step=0.001, n=10):
         (seeds(0.95), seeds(0.93, 0.0012), "holds"),
         (seeds(0.90), seeds(0.93, 0.0012), "does_not_hold"),
         ([0.95, 0.90] * 5, [0.92, 0.93] * 5, "inconclusive"),
-        (seeds(0.93, 0.0012), seeds(0.93, 0.0012), "inconclusive"),  # identical: interval [0, 0] touches 0
+        (seeds(0.93, 0.0012), seeds(0.93, 0.0012), "does_not_hold"),  # identical: [0, 0] is below d = 0.005
+        (
+            [0.9302, 0.9312, 0.9322] * 3 + [0.9302],
+            [0.93, 0.931, 0.932] * 3 + [0.93],
+            "does_not_hold",
+        ),  # +0.0002
+        ([0.9362, 0.9352, 0.9372] * 3 + [0.9362], [0.93, 0.931, 0.932] * 3 + [0.93], "holds"),  # +0.0052
     ],
 )
 def test_accuracy_claim(bn, no_bn, verdict):
@@ -35,18 +41,20 @@ def test_accuracy_claim(bn, no_bn, verdict):
 
 def _steps(bn, no_bn):
     t = f1.TARGETS[-1]
-    return {"eval_every": 250, "bn": {f"steps_to_{t}": bn}, "no_bn": {f"steps_to_{t}": no_bn}}
+    return {"eval_every": 250, "steps": 5000, "bn": {f"steps_to_{t}": bn}, "no_bn": {f"steps_to_{t}": no_bn}}
 
 
 def test_faster_claim_counts_runs_that_never_reach_the_target():
     v, e = judge("fig1-faster", _steps([500.0] * 10, [2000.0] * 10))
     assert v == "holds" and e.value == 4.0 and e.note["reached"] == {"no_bn": 10, "bn": 10}
     v, e = judge("fig1-faster", _steps([500.0] * 10, [math.inf] * 10))  # no BN never gets there
-    assert v == "holds" and e.note["reached"]["no_bn"] == 0
+    assert v == "holds" and e.note["reached"]["no_bn"] == 0 and e.lo == 5000 / 500  # at least 10x
     assert judge("fig1-faster", _steps([2000.0] * 10, [500.0] * 10))[0] == "does_not_hold"
-    # one evaluation apart: the resolution (250 steps) keeps it from clearing 1
+    # one evaluation apart: the resolution (250 steps) keeps it from clearing 1, and 1.5 < 750 / 250
     assert judge("fig1-faster", _steps([500.0] * 10, [750.0] * 10))[0] == "inconclusive"
     assert judge("fig1-faster", _steps([math.inf] * 10, [math.inf] * 10))[0] == "inconclusive"
+    # BN never gets there, no BN does at 1,000: the ratio is at most 1000 / 5000: does not hold
+    assert judge("fig1-faster", _steps([math.inf] * 10, [1000.0] * 10))[0] == "does_not_hold"
 
 
 @pytest.mark.parametrize(

@@ -54,13 +54,13 @@ def test_claims_and_protocols():
         c.id: (c.protocol.kind, c.protocol.margin, c.protocol.interval) for c in inc.CLAIMS if c.protocol
     }
     assert kinds == {
-        "bn-baseline-faster": ("greater", 1.0, "bootstrap ratio of medians"),
-        "bn-x5-faster": ("greater", 3.0, "bootstrap ratio of medians"),
+        "bn-baseline-faster": ("greater", 1.0, "censored median ratio"),
+        "bn-x5-faster": ("greater", 3.0, "censored median ratio"),
         "bn-x30-higher-max": ("greater", 0.0, "paired t"),
         "sigmoid-inception": ("greater", 0.1, "paired t"),
     }
     for c in inc.CLAIMS[:4]:
-        assert c.protocol.version == 2 and c.protocol.changes[0] and c.protocol.changes[1]
+        assert c.protocol.version == 3 and c.protocol.changes[0] and c.protocol.changes[1]
     ens = CLAIMS["ensemble-imagenet"]
     assert ens.protocol is None and ens.estimate is None and ens.untestable_en and ens.untestable_ar
     with pytest.raises(ValueError, match="not testable"):
@@ -77,9 +77,12 @@ def test_faster_holds_does_not_hold_inconclusive(cid, model):
     assert verdict(cid, fast) == "holds"
     slow = meas({"Baseline": base, model: spread(1200.0)})  # twice as many
     assert verdict(cid, slow) == "does_not_hold"
-    margin = CLAIMS[cid].protocol.margin
-    at_margin = meas({"Baseline": base, model: [b / margin for b in base]})
-    assert verdict(cid, at_margin) == "inconclusive"  # ratio = margin: the interval straddles it
+    p = CLAIMS[cid].protocol
+    at_margin = meas({"Baseline": base, model: [b / p.margin for b in base]})
+    # ratio = margin: the interval straddles it; where the smallest effect of interest lies above the
+    # margin (1.25 for BN-Baseline), the whole interval lies below it: does not hold
+    expected = "inconclusive" if p.smallest_effect == p.margin else "does_not_hold"
+    assert verdict(cid, at_margin) == expected
 
 
 def test_x5_far_sooner_margin_is_three():
@@ -92,17 +95,22 @@ def test_x5_far_sooner_margin_is_three():
 
 
 @pytest.mark.parametrize(
-    "cid,model,margin", [("bn-baseline-faster", "BN-Baseline", 1.0), ("bn-x5-faster", "BN-x5", 3.0)]
+    "cid,model,margin,sesoi",
+    [("bn-baseline-faster", "BN-Baseline", 1.0, 1.25), ("bn-x5-faster", "BN-x5", 3.0, 3.0)],
 )
-def test_faster_at_the_margin_exactly(cid, model, margin):
-    """With resolution 0 and equal runs the interval is one point: at the margin it straddles
-    (inconclusive); a hair above, holds; a hair below, does not hold."""
-    at = meas({"Baseline": [margin * 100.0] * MIN_N, model: [100.0] * MIN_N}, eval_every=0)
-    assert verdict(cid, at) == "inconclusive"
-    above = meas({"Baseline": [margin * 100.0 + 1e-3] * MIN_N, model: [100.0] * MIN_N}, eval_every=0)
-    assert verdict(cid, above) == "holds"
-    below = meas({"Baseline": [margin * 100.0 - 1e-3] * MIN_N, model: [100.0] * MIN_N}, eval_every=0)
-    assert verdict(cid, below) == "does_not_hold"
+def test_faster_at_the_boundaries_exactly(cid, model, margin, sesoi):
+    """With resolution 0 and equal runs the interval is one point. At the margin it touches it; a
+    hair below the smallest effect of interest does not hold; at or above it, beyond the margin, holds."""
+
+    def at(ratio):
+        return verdict(cid, meas({"Baseline": [ratio * 100.0] * MIN_N, model: [100.0] * MIN_N}, eval_every=0))
+
+    assert at(margin) == ("inconclusive" if sesoi == margin else "does_not_hold")
+    assert at(sesoi + 1e-5) == "holds"
+    assert at(sesoi - 1e-5) == "does_not_hold"
+    if sesoi > margin:
+        assert at(sesoi) == "holds"  # the interval reaches d: an effect of interest is possible
+        assert at(margin + 1e-5) == "does_not_hold"  # faster, but by less than a quarter
 
 
 def test_faster_floating_point_edge():
@@ -150,10 +158,14 @@ def test_faster_baseline_mostly_never_reaches():
 
 def test_too_few_runs_is_inconclusive_in_quick_and_paper_only():
     n = 3
-    m = meas({"Baseline": [600.0] * n, "BN-x5": [50.0] * n}, n=n, eval_every=0)
-    assert verdict("bn-x5-faster", m, "quick") == "inconclusive"
-    assert verdict("bn-x5-faster", m, "paper") == "inconclusive"
-    assert verdict("bn-x5-faster", m, "smoke") == "holds"
+    base = [0.90, 0.91, 0.92]
+    m = meas(test={"Baseline": base, "BN-x30": [b + 0.05 for b in base]}, n=n)
+    assert verdict("bn-x30-higher-max", m, "quick") == "inconclusive"
+    assert verdict("bn-x30-higher-max", m, "paper") == "inconclusive"
+    assert verdict("bn-x30-higher-max", m, "smoke") == "holds"
+    # the order-statistic interval of the median needs 6 runs before it can exclude anything at 95%
+    fast = meas({"Baseline": [600.0] * n, "BN-x5": [50.0] * n}, n=n, eval_every=0)
+    assert verdict("bn-x5-faster", fast, "smoke") == "inconclusive"
 
 
 # ----------------------------------------------------------------------------- final test accuracy
@@ -167,8 +179,8 @@ def test_x30_higher_accuracy():
     assert verdict("bn-x30-higher-max", meas(test={"Baseline": base, "BN-x30": up})) == "holds"
     assert verdict("bn-x30-higher-max", meas(test={"Baseline": base, "BN-x30": down})) == "does_not_hold"
     assert verdict("bn-x30-higher-max", meas(test={"Baseline": base, "BN-x30": noise})) == "inconclusive"
-    # at the margin 0 exactly (equal accuracies): the one-point interval straddles it
-    assert verdict("bn-x30-higher-max", meas(test={"Baseline": base, "BN-x30": base})) == "inconclusive"
+    # equal accuracies: the one-point interval [0, 0] lies below the smallest effect of interest
+    assert verdict("bn-x30-higher-max", meas(test={"Baseline": base, "BN-x30": base})) == "does_not_hold"
 
 
 def test_sigmoid_margin_of_a_tenth():

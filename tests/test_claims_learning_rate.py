@@ -35,7 +35,7 @@ def test_the_chapter_declares_its_claims_and_tunings():
         "saturating-nonlinearities",
     ]
     assert all(
-        c.protocol.version == 2 and c.protocol.changes[0] and c.protocol.changes[1] for c in lr_exp.CLAIMS
+        c.protocol.version == 3 and c.protocol.changes[0] and c.protocol.changes[1] for c in lr_exp.CLAIMS
     )
     assert not CLAIMS["scale-identities"].protocol.trains
     assert {t.key for t in lr_exp.TUNINGS} == {"learning_rate/deep_bn", "learning_rate/deep_no_bn"}
@@ -133,16 +133,30 @@ def test_growth_rule(bn, no_bn, expected):
 
 
 def test_growth_rule_margin_edge_and_too_few_seeds():
-    # every paired difference exactly 0: the interval is the point 0, at the margin -> inconclusive
+    # every paired difference exactly 0: the interval is the point 0, at the margin and wholly above
+    # the smallest effect of interest (-0.1): a precise null does not hold
     assert (
         judge("larger-weights-smaller-gradients", {"rho_bn": [-0.5] * N, "rho_no_bn": [-0.5] * N})
-        == "inconclusive"
+        == "does_not_hold"
     )
-    # a difference just below 0 (beyond rounding) with no spread clears it
-    assert (
-        judge("larger-weights-smaller-gradients", {"rho_bn": [-0.5 - 1e-6] * N, "rho_no_bn": [-0.5] * N})
-        == "holds"
-    )
+    # a real but smaller drop than -0.1: does not hold either; a drop reaching -0.1: holds
+    assert judge(
+        "larger-weights-smaller-gradients", {"rho_bn": noisy(-0.55, 0.005), "rho_no_bn": [-0.5] * N}
+    ) == ("does_not_hold")
+    assert judge(
+        "larger-weights-smaller-gradients", {"rho_bn": noisy(-0.65, 0.05), "rho_no_bn": [-0.5] * N}
+    ) == ("holds")
+
+    # a difference just below 0 (beyond rounding) with no spread clears the margin, yet lies wholly
+    # above d = -0.1: does not hold; exactly d: holds (the interval reaches it); a hair above d: does not
+    def point(diff):
+        return judge(
+            "larger-weights-smaller-gradients", {"rho_bn": [-0.5 + diff] * N, "rho_no_bn": [-0.5] * N}
+        )
+
+    assert point(-1e-6) == "does_not_hold"
+    assert point(-0.1 - 1e-6) == "holds"
+    assert point(-0.1 + 1e-6) == "does_not_hold"
     few = {"rho_bn": noisy(-0.9, 0.05, n=N - 1), "rho_no_bn": noisy(0.2, 0.1, n=N - 1, seed=1)}
     assert judge("larger-weights-smaller-gradients", few) == "inconclusive"  # quick needs 10 seeds
     assert judge("larger-weights-smaller-gradients", few, "smoke") == "holds"

@@ -11,8 +11,9 @@ import torch
 
 from bnpaper import data
 from bnpaper import train as train_mod
+from bnpaper.engine import trained
 from bnpaper.experiments import conv, population, regularization
-from bnpaper.train import TrainConfig, train, trained
+from bnpaper.train import TrainConfig, train
 
 
 def write_idx(path, array, magic_type=0x08, gz=False, truncate=0, ndim=None):

@@ -18,11 +18,13 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     import bnpaper
-    from bnpaper import ledger
+    from bnpaper import ledger, prereg, profiles
     from bnpaper.experiments import my_claim, names
     assert bnpaper.__file__.startswith(sys.argv[1]), bnpaper.__file__  # the copy, not the checkout
-    res = my_claim.run(my_claim.Config(steps=20, seeds=[0, 1], hidden=[16]))
-    ledger.record("small-lr-bn-no-worse", res, profile="smoke", n=2)
+    assert prereg.lock(ledger.owned()) != []  # pre-register: lock the new claim's protocol first
+    seeds = profiles.eval_seeds("smoke")
+    res = my_claim.run(my_claim.Config(steps=20, seeds=seeds, hidden=[16]))
+    ledger.record("small-lr-bn-no-worse", res, profile="smoke", n=2, seeds=seeds)
     row = next(r for r in ledger.rows("smoke") if r["claim"].id == "small-lr-bn-no-worse")
     print(json.dumps({"names": names(), "verdict": row["verdict"], "n": row["estimate"].n,
                       "value": row["estimate"].value}))
@@ -43,6 +45,7 @@ def test_a_module_dropped_in_joins_the_ledger(tmp_path):
         **os.environ,
         "PYTHONPATH": str(pkg),
         "BNPAPER_LEDGER": str(tmp_path / "ledger"),
+        "BNPAPER_LOCK": str(tmp_path / "protocols.lock"),
         "BNPAPER_CACHE": str(tmp_path / "cache"),
         "BNPAPER_WORKERS": "1",
         "BNPAPER_PROGRESS": "0",

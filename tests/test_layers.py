@@ -93,7 +93,8 @@ def test_algorithm2_equals_pooled_unbiased_numpy():
 
 
 def test_cumulative_average_equals_algorithm2_for_fixed_m():
-    """momentum=None after k batches from reset gives Alg. 2's estimate (PAPER.md, Alg. 2 notes)."""
+    """momentum=None after k batches from reset gives Alg. 2's estimate (the mean of the k batch
+    statistics)."""
     torch.manual_seed(3)
     bn = BatchNorm(3, momentum=None).double()
     batches = [torch.randn(10, 3, dtype=torch.float64) * 3 + 2 for _ in range(6)]

@@ -1,16 +1,23 @@
-"""The claims ledger: verdicts come from recorded measurements under the claim's current protocol;
-a missing, stale or unreadable one is "not run", never a pass."""
+"""The claims ledger: verdicts come from recorded measurements under the claim's locked protocol,
+with the locked seeds and run lengths; anything else is refused and shown as "not run", never as a
+pass. Sampling-based claims are adjusted together (Holm); checks are counted apart."""
 
+import dataclasses
 import json
 
 import pytest
 
-from bnpaper import ledger, plotting
+from bnpaper import ledger, plotting, prereg, profiles
+from bnpaper.errors import ConfigError
+from bnpaper.experiments import figure1
 
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("BNPAPER_LEDGER", str(tmp_path))
+    """A fresh ledger folder and a lock of today's protocols in a temporary file."""
+    monkeypatch.setenv("BNPAPER_LEDGER", str(tmp_path / "ledger"))
+    monkeypatch.setenv("BNPAPER_LOCK", str(tmp_path / "protocols.lock"))
+    prereg.lock(ledger.owned())
     return tmp_path
 
 
@@ -22,6 +29,16 @@ def acc(bn, no_bn):
 HIGHER = acc([0.95 + 0.001 * i for i in range(10)], [0.93 + 0.0012 * i for i in range(10)])
 LOWER = acc([0.90 + 0.001 * i for i in range(10)], [0.93 + 0.0012 * i for i in range(10)])
 NOISY = acc([0.95, 0.90] * 5, [0.92, 0.93] * 5)
+LEVEL = acc([0.9001 + 0.001 * (i % 3) for i in range(10)], [0.9 + 0.001 * (i % 3) for i in range(10)])
+
+
+def record(cid="fig1-accuracy", m=HIGHER, profile="quick", **kw):
+    plan = {"seeds": profiles.eval_seeds(profile), "lengths": profiles.settings("figure1", profile)}
+    return ledger.record(cid, m, profile=profile, n=10, **{**plan, **kw})
+
+
+def row(cid="fig1-accuracy", profile="quick", **kw):
+    return {r["claim"].id: r for r in ledger.rows(profile, **kw)}[cid]
 
 
 def test_missing_results_show_as_not_run_never_as_a_pass(folder):
@@ -32,52 +49,123 @@ def test_missing_results_show_as_not_run_never_as_a_pass(folder):
         assert r["verdict"] == expected and r["record"] is None
 
 
-@pytest.mark.parametrize("m, verdict", [(HIGHER, "holds"), (LOWER, "does_not_hold"), (NOISY, "inconclusive")])
+@pytest.mark.parametrize(
+    "m, verdict",
+    [(HIGHER, "holds"), (LOWER, "does_not_hold"), (NOISY, "inconclusive"), (LEVEL, "does_not_hold")],
+)
 def test_recorded_measurement_gets_its_verdict(folder, m, verdict):
-    ledger.record("fig1-accuracy", m, profile="quick", n=10)
-    by_id = {r["claim"].id: r for r in ledger.rows("quick")}
-    assert by_id["fig1-accuracy"]["verdict"] == verdict
-    assert by_id["fig1-accuracy"]["estimate"].n == 10
-    assert by_id["fig1-stable-inputs"]["verdict"] == "not_run"
+    """LEVEL: BN 0.0001 better, precisely: a true null comes out "does not hold" (below the
+    smallest effect of interest), which a margin of 0 alone could never say."""
+    record(m=m)
+    r = row()
+    assert r["verdict"] == verdict and r["unadjusted"] == verdict
+    assert r["estimate"].n == 10 and r["kind"] == "claim"
+    assert row("fig1-stable-inputs")["verdict"] == "not_run"
     assert ledger.rows("paper")[0]["verdict"] in ("not_run", "not_testable")  # profiles are separate
-    other = {r["claim"].id: r for r in ledger.rows("quick", data_dir="/some/mnist")}
-    assert other["fig1-accuracy"]["verdict"] == "not_run"
+    assert row(data_dir="/some/mnist")["verdict"] == "not_run"
+
+
+def test_the_record_carries_its_digest_seeds_lengths_config_and_key(folder):
+    cfg = figure1.Figure1Config(steps=100, seeds=[500])
+    path = record(config=cfg, run="figure1")
+    rec = json.loads(path.read_text())
+    assert rec["digest"] == row()["digest"] and len(rec["digest"]) == 16
+    assert rec["seeds"] == list(range(500, 510)) and rec["lengths"]["steps"] == 5000
+    assert rec["config"]["steps"] == 100 and len(rec["cache_key"]) > 16
+
+
+def test_a_changed_margin_without_a_new_lock_entry_is_refused(folder, monkeypatch):
+    record()
+    assert row()["verdict"] == "holds"
+    old = figure1.CLAIMS
+    changed = tuple(
+        dataclasses.replace(c, protocol=dataclasses.replace(c.protocol, margin=-0.01))
+        if c.id == "fig1-accuracy"
+        else c
+        for c in old
+    )
+    monkeypatch.setattr(figure1, "CLAIMS", changed)
+    r = row()
+    assert r["verdict"] == "not_run" and r["record"] is None
+    assert "changed after it was locked" in r["problem"]
+    with pytest.raises(ConfigError, match="fig1-accuracy.*changed after"):
+        prereg.lock(ledger.owned())  # locking refuses it too: raise the version instead
+    bumped = tuple(
+        dataclasses.replace(c, protocol=dataclasses.replace(c.protocol, version=c.protocol.version + 1))
+        if c.id == "fig1-accuracy"
+        else c
+        for c in changed
+    )
+    monkeypatch.setattr(figure1, "CLAIMS", bumped)
+    assert prereg.lock(ledger.owned()) == ["fig1-accuracy"]  # a new version is appended
+    versions = [e["version"] for e in prereg.read_lock()["claims"]["fig1-accuracy"]]
+    assert versions == [versions[0], versions[0] + 1]  # the old entry stays: append-only
+    assert "digest" in row()["problem"]  # the old record was measured under the old digest
+
+
+def test_other_seeds_or_lengths_are_refused_and_named(folder):
+    record(seeds=list(range(10)))
+    assert row()["verdict"] == "not_run" and "seeds 0-9, locked 500-509" in row()["problem"]
+    record(lengths=profiles.settings("figure1", "quick", steps=100))
+    r = row()
+    assert r["verdict"] == "not_run" and "steps 100 (locked 5000)" in r["problem"]
+    record()
+    assert row()["verdict"] == "holds"
 
 
 def test_too_few_runs_are_inconclusive_in_quick(folder):
     few = acc([0.95, 0.951, 0.952], [0.90, 0.901, 0.9])
-    ledger.record("fig1-accuracy", few, profile="quick", n=3)
-    ledger.record("fig1-accuracy", few, profile="smoke", n=3)
-    assert {r["claim"].id: r for r in ledger.rows("quick")}["fig1-accuracy"]["verdict"] == "inconclusive"
-    assert {r["claim"].id: r for r in ledger.rows("smoke")}["fig1-accuracy"]["verdict"] == "holds"
+    record(m=few)
+    record(m=few, profile="smoke")
+    assert row()["verdict"] == "inconclusive"
+    assert row(profile="smoke")["verdict"] == "holds"
 
 
-def test_a_record_under_an_older_protocol_is_not_run(folder):
-    path = ledger.record("fig1-accuracy", HIGHER, profile="quick", n=10)
-    rec = json.loads(path.read_text())
-    rec["protocol_version"] = rec["protocol_version"] - 1
-    path.write_text(json.dumps(rec))
-    row = {r["claim"].id: r for r in ledger.rows("quick")}["fig1-accuracy"]
-    assert row["verdict"] == "not_run" and "protocol v1" in row["problem"]
+def test_holm_takes_a_borderline_verdict_away_and_keeps_the_unadjusted_one(folder):
+    """Two claims: one far beyond its margin, one just past it. Alone both hold; adjusted together
+    (4 one-sided tests), the borderline one is inconclusive."""
+    record()
+    d = [x - 0.0015 for x in (0.0066, 0.0, 0.012, -0.002, 0.010, 0.003, 0.009, 0.004, 0.0065, 0.0025)]
+    # one-sided t test of d > 0: p = 0.029 on the two-sided scale; Holm multiplies it by 3
+    borderline = acc([0.9 + x for x in d], [0.9] * 10)
+    record("init-insensitive", {"no_bn": borderline["bn"]["final_test_acc"], "bn": [0.9] * 10})
+    r = row("init-insensitive")
+    assert r["unadjusted"] == "holds" and r["verdict"] == "inconclusive"
+    assert r["p"]["holds"] < 0.05 < r["p"]["adjusted"]["holds"]
+    assert row()["verdict"] == "holds"
+
+
+def test_checks_are_rows_of_their_own_kind(folder):
+    r = row("conv-bias")
+    assert r["kind"] == "check" and r["claim"].protocol.is_check
+    assert row("nondeterministic-output")["kind"] == "check"  # true by construction, says why
+    assert row("fig1-accuracy")["kind"] == "claim"
 
 
 def test_corrupt_record_is_not_a_pass(folder):
-    path = ledger.record("fig1-accuracy", HIGHER, profile="quick")
+    path = record()
     path.write_text("{ broken")
-    row = {r["claim"].id: r for r in ledger.rows("quick")}["fig1-accuracy"]
-    assert row["verdict"] == "not_run" and "unreadable" in row["problem"]
-    path.write_text(json.dumps({"protocol_version": 2, "measurement": {"wrong": 1}}))
-    assert {r["claim"].id: r for r in ledger.rows("quick")}["fig1-accuracy"]["verdict"] == "not_run"
+    r = row()
+    assert r["verdict"] == "not_run" and "unreadable" in r["problem"]
+    good = json.loads(json.dumps({**json.loads(record().read_text()), "measurement": {"wrong": 1}}))
+    path.write_text(json.dumps(good))
+    assert row()["verdict"] == "not_run"
 
 
 def test_records_hash_changes_with_records(folder):
     h0 = ledger.records_hash("quick")
-    ledger.record("fig1-accuracy", HIGHER, profile="quick")
+    record()
     assert ledger.records_hash("quick") != h0
     with pytest.raises(KeyError, match="unknown claim"):
         ledger.record("nope", {}, profile="quick")
     with pytest.raises(ValueError, match="not testable"):
         ledger.record("ensemble-imagenet", {}, profile="quick")
+
+
+def test_the_committed_lock_holds_every_protocol_as_it_is():
+    """The pre-registration itself: editing a protocol, its estimator or the rule without locking a
+    new version fails here (and `bnpaper lock --check` says which)."""
+    assert prereg.differences(ledger.owned(), prereg.read_lock()) == {}
 
 
 def test_every_claim_points_at_a_labelled_section_and_has_a_bilingual_protocol():
@@ -101,9 +189,9 @@ def test_every_claim_points_at_a_labelled_section_and_has_a_bilingual_protocol()
 
 def test_recording_the_same_measurement_again_changes_nothing(folder):
     """The other edition records the same numbers: the ledger page must not re-execute for that."""
-    path = ledger.record("fig1-accuracy", HIGHER, profile="quick", n=10)
+    path = record()
     h, stamp = ledger.records_hash("quick"), path.read_text()
-    ledger.record("fig1-accuracy", json.loads(json.dumps(HIGHER)), profile="quick", n=10)
+    record(m=json.loads(json.dumps(HIGHER)))
     assert ledger.records_hash("quick") == h and path.read_text() == stamp
-    ledger.record("fig1-accuracy", LOWER, profile="quick", n=10)
+    record(m=LOWER)
     assert ledger.records_hash("quick") != h

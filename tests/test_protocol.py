@@ -59,9 +59,12 @@ def test_less(lo, hi, expected):
         (-0.004, 0.0049999, -0.006, 0.006, "holds"),
         (-0.004, 0.005, -0.006, 0.006, "inconclusive"),  # touches the margin
         (-0.004, 0.006, -0.005, 0.007, "inconclusive"),
-        (0.006, 0.008, 0.0051, 0.009, "does_not_hold"),  # 95% wholly above +margin
-        (0.006, 0.008, 0.005, 0.009, "inconclusive"),  # 95% touches +margin
+        (0.006, 0.008, 0.0051, 0.009, "does_not_hold"),  # 90% wholly above +margin
+        (0.006, 0.008, 0.004, 0.009, "does_not_hold"),  # symmetric: 90% decides both ways (95% may touch)
+        (0.005, 0.008, 0.004, 0.009, "inconclusive"),  # 90% touches +margin
+        (0.0050001, 0.008, 0.004, 0.009, "does_not_hold"),
         (-0.009, -0.007, -0.01, -0.0051, "does_not_hold"),  # wholly below -margin
+        (-0.009, -0.005, -0.01, -0.004, "inconclusive"),  # touches -margin
     ],
 )
 def test_equivalent(lo90, hi90, lo, hi, expected):
@@ -155,9 +158,26 @@ def test_combine():
 
 def _claim(**kw):
     proto = P.Protocol(
-        1, "2026-11-25", ("a", "أ"), ("-", "-"), ("s", "س"), "paired t", kw.pop("kind", "greater"), 0.0
+        version=1,
+        fixed="2026-11-25",
+        arms=("a", "أ"),
+        tuned=("-", "-"),
+        statistic=("s", "س"),
+        interval="paired t",
+        kind=kw.pop("kind", "greater"),
+        margin=0.0,
     )
-    return P.Claim("c", "en", "ar", "w", "-", "ch", "lab", proto, lambda m: P.paired_t(m["a"], m["b"]))
+    return P.Claim(
+        id="c",
+        en="en",
+        ar="ar",
+        where="w",
+        paper="-",
+        chapter="ch",
+        label="lab",
+        protocol=proto,
+        estimate=lambda m: P.paired_t(m["a"], m["b"]),
+    )
 
 
 def test_claim_needs_ten_runs_in_quick_and_paper():
@@ -172,36 +192,281 @@ def test_claim_needs_ten_runs_in_quick_and_paper():
 
 def test_protocol_and_claim_validate():
     with pytest.raises(ValueError, match="kind"):
-        P.Protocol(1, "d", ("", ""), ("", ""), ("", ""), "t", "bigger", 0.0)
+        P.Protocol(
+            version=1,
+            fixed="d",
+            arms=("", ""),
+            tuned=("", ""),
+            statistic=("", ""),
+            interval="t",
+            kind="bigger",
+            margin=0.0,
+        )
     with pytest.raises(ValueError, match="interval"):
-        P.Protocol(1, "d", ("", ""), ("", ""), ("", ""), "z test", "greater", 0.0)
+        P.Protocol(
+            version=1,
+            fixed="d",
+            arms=("", ""),
+            tuned=("", ""),
+            statistic=("", ""),
+            interval="z test",
+            kind="greater",
+            margin=0.0,
+        )
     with pytest.raises(ValueError, match="equivalence margin"):
-        P.Protocol(1, "d", ("", ""), ("", ""), ("", ""), "paired t", "equivalent", 0.0)
+        P.Protocol(
+            version=1,
+            fixed="d",
+            arms=("", ""),
+            tuned=("", ""),
+            statistic=("", ""),
+            interval="paired t",
+            kind="equivalent",
+            margin=0.0,
+        )
     with pytest.raises(ValueError, match="why"):
-        P.Claim("x", "en", "ar", "w", "-", "ch", "lab", None, None)
+        P.Claim(
+            id="x",
+            en="en",
+            ar="ar",
+            where="w",
+            paper="-",
+            chapter="ch",
+            label="lab",
+            protocol=None,
+            estimate=None,
+        )
     untestable = dict(untestable_en="e", untestable_ar="ع")
     with pytest.raises(ValueError, match="paper_ar"):  # the paper's number has words: say them in Arabic
-        P.Claim("x", "en", "ar", "w", "74.8% vs 72.2%", "ch", "lab", None, None, **untestable)
-    P.Claim("x", "en", "ar", "w", "74.8%", "ch", "lab", None, None, **untestable)  # numbers only
+        P.Claim(
+            id="x",
+            en="en",
+            ar="ar",
+            where="w",
+            paper="74.8% vs 72.2%",
+            chapter="ch",
+            label="lab",
+            protocol=None,
+            estimate=None,
+            **untestable,
+        )
     P.Claim(
-        "x",
-        "en",
-        "ar",
-        "w",
-        "74.8% vs 72.2%",
-        "ch",
-        "lab",
-        None,
-        None,
+        id="x",
+        en="en",
+        ar="ar",
+        where="w",
+        paper="74.8%",
+        chapter="ch",
+        label="lab",
+        protocol=None,
+        estimate=None,
+        **untestable,
+    )  # numbers only
+    P.Claim(
+        id="x",
+        en="en",
+        ar="ar",
+        where="w",
+        paper="74.8% vs 72.2%",
+        chapter="ch",
+        label="lab",
+        protocol=None,
+        estimate=None,
         paper_ar="74.8% مقابل 72.2%",
         **untestable,
     )
 
 
 def test_seeds_never_meet():
-    assert profiles.eval_seeds("quick") == list(range(10))
-    assert not set(profiles.eval_seeds("paper")) & set(profiles.tuning_seeds("paper"))
+    """The confirmatory seeds are new: not the exploratory 0-9, not a tuning seed."""
+    assert profiles.eval_seeds("quick") == list(range(500, 510))
+    for prof in ("quick", "paper"):
+        seen = set(profiles.EXPLORATORY_SEEDS) | set(profiles.tuning_seeds(prof))
+        assert not set(profiles.eval_seeds(prof)) & seen
     with pytest.raises(ValueError, match="tuning seeds"):
-        profiles.eval_seeds("quick", first=995)
+        profiles.eval_seeds("quick", first=495)
     with pytest.raises(ValueError, match="profile"):
         profiles.settings("figure1", "fast")
+
+
+# ----------------------------------------------------------------------------- the smallest effect
+
+
+@pytest.mark.parametrize(
+    "lo, hi, expected",
+    [
+        (0.006, 0.02, "holds"),  # beyond the margin, reaching past d
+        (0.001, 0.02, "holds"),  # beyond the margin; d inside the interval: an effect of interest possible
+        (0.001, 0.005, "holds"),  # hi exactly at d: not wholly below it
+        (0.001, 0.0049999, "does_not_hold"),  # real but smaller than d: below the smallest effect
+        (-0.01, 0.004, "does_not_hold"),  # a true null: wholly below d (impossible with margin 0 alone)
+        (-0.01, 0.006, "inconclusive"),  # straddles the margin, reaches past d
+        (0.0, 0.006, "inconclusive"),  # touches the margin
+    ],
+)
+def test_greater_with_a_smallest_effect(lo, hi, expected):
+    assert P.decide(est(lo, hi), "greater", 0.0, 0.005) == expected
+
+
+@pytest.mark.parametrize(
+    "lo, hi, expected",
+    [
+        (0.5, 0.7, "holds"),  # below 1, reaching below d = 0.8
+        (0.85, 0.95, "does_not_hold"),  # below 1 but wholly above d: too small a reduction
+        (0.8, 0.95, "holds"),  # lo at d: not wholly above it
+        (0.9, 1.2, "does_not_hold"),  # straddles 1, wholly above d
+        (0.7, 1.2, "inconclusive"),
+    ],
+)
+def test_less_with_a_smallest_effect(lo, hi, expected):
+    assert P.decide(est(lo, hi), "less", 1.0, 0.8) == expected
+
+
+def test_every_claim_can_come_out_does_not_hold():
+    """For every sampling-based claim of the book, an interval exists that gives "does not hold"."""
+    from bnpaper import ledger
+
+    for c in ledger.claims():
+        p = c.protocol
+        if p is None or p.is_check:
+            continue
+        d, m = p.smallest_effect, p.margin
+        if p.kind == "greater":
+            e = est(d - 3 * abs(d) - 1, d - abs(d) / 2 - 0.5)
+        elif p.kind == "less":
+            e = est(d + abs(d) / 2 + 0.5, d + 3 * abs(d) + 1)
+        else:
+            e = est(2 * m, 3 * m, 2.5 * m, 2 * m, 3 * m)
+        assert P.decide(e, p.kind, m, p.sesoi) == "does_not_hold", c.id
+
+
+def test_a_smallest_effect_on_the_null_side_is_refused():
+    base = dict(version=1, fixed="d", arms=("", ""), tuned=("", ""), statistic=("", ""), interval="t")
+    with pytest.raises(ValueError, match="null side"):
+        P.Protocol(**base, kind="greater", margin=0.0, sesoi=-0.01)
+    with pytest.raises(ValueError, match="null side"):
+        P.Protocol(**base, kind="less", margin=1.0, sesoi=1.2)
+    with pytest.raises(ValueError, match="sesoi_reason"):
+        P.Protocol(**base, kind="greater", margin=0.0, sesoi=0.01, sesoi_reason="because")
+
+
+def test_flags_name_a_wrong_side_and_an_effect_below_interest():
+    p = P.Protocol(
+        version=1, fixed="d", arms=("", ""), tuned=("", ""), statistic=("", ""), interval="t",
+        kind="greater", margin=0.0, sesoi=0.005, sesoi_reason="accuracy",
+    )  # fmt: skip
+    assert P.flags(est(-0.02, 0.01, -0.005), p) == ["wrong_side"]
+    assert P.flags(est(0.001, 0.004), p) == ["below_sesoi"]
+    assert P.flags(est(0.001, 0.02), p) == []
+
+
+# ----------------------------------------------------------------------------- multiplicity
+
+
+def test_holm_against_a_hand_computed_example():
+    adj = P.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005})
+    # sorted: d 0.005*4 = 0.02, a 0.01*3 = 0.03, c 0.03*2 = 0.06, b 0.04*1 = 0.04 -> monotone 0.06
+    assert adj == pytest.approx({"d": 0.02, "a": 0.03, "c": 0.06, "b": 0.06})
+    assert P.holm({"x": 0.6, "y": 0.7}) == pytest.approx({"x": 1.0, "y": 1.0})
+
+
+def test_holm_agrees_with_statsmodels_style_reference():
+    """Against the definition written the other way: adjusted p_(i) = max_{j<=i} min(1, (m-j+1) p_(j))."""
+    rng = np.random.default_rng(5)
+    p = dict(enumerate(rng.uniform(0, 0.2, 12)))
+    order = sorted(p, key=p.get)
+    ref, best = {}, 0.0
+    for j, k in enumerate(order):
+        best = max(best, min(1.0, (len(p) - j) * p[k]))
+        ref[k] = best
+    assert P.holm(p) == pytest.approx(ref)
+
+
+def test_adjusted_verdicts_from_adjusted_p():
+    assert P.adjusted_verdict({"holds": 0.01, "does_not_hold": 1.0}) == "holds"
+    assert P.adjusted_verdict({"holds": 0.06, "does_not_hold": 1.0}) == "inconclusive"
+    assert P.adjusted_verdict({"holds": 0.01, "does_not_hold": 0.02}) == "does_not_hold"
+
+
+@pytest.mark.parametrize("shift", [-0.01, -0.004, 0.0, 0.002, 0.004, 0.006, 0.012])
+def test_decisive_p_below_5_percent_is_exactly_the_unadjusted_verdict(shift):
+    """Inverting the interval gives p-values on the scale of the rule: p < 0.05 reproduces decide()."""
+    rng = np.random.default_rng(int(abs(shift) * 1e4) + 50)
+    a, b = rng.normal(0.9 + shift, 0.004, 10), rng.normal(0.9, 0.004, 10)
+    for kind, margin, sesoi in (("greater", 0.0, 0.005), ("equivalent", 0.005, None), ("less", 0.0, -0.005)):
+        proto = P.Protocol(
+            version=1, fixed="d", arms=("", ""), tuned=("", ""), statistic=("", ""), interval="paired t",
+            kind=kind, margin=margin, sesoi=sesoi, sesoi_reason="accuracy" if sesoi else "margin",
+        )  # fmt: skip
+        e = P.paired_t(a, b)
+        verdict = P.decide(e, kind, margin, sesoi)
+        pv = P.decisive_p(lambda: P.paired_t(a, b), proto)
+        from_p = P.adjusted_verdict(pv)  # one test alone: no adjustment
+        assert from_p == verdict, (kind, shift, pv, e)
+        if kind == "greater":  # against scipy's one-sided t test (two-sided scale: doubled)
+            ref = stats.ttest_rel(a, b, alternative="greater").pvalue * 2
+            assert pv["holds"] == pytest.approx(min(ref, 1.0), rel=1e-6, abs=1e-12) or pv["holds"] == 1.0
+
+
+# ----------------------------------------------------------------------------- coverage
+
+
+def _coverage(sample, interval, truth, reps=2000, seed=0) -> float:
+    """Share of `reps` simulated experiments of n = 10 whose 95% interval contains the truth."""
+    rng = np.random.default_rng(seed)
+    hit = 0
+    for _ in range(reps):
+        e = interval(*sample(rng))
+        hit += e.lo <= truth <= e.hi
+    return hit / reps
+
+
+COVERAGE = {}  # name -> coverage, printed by the last test for the closing note
+
+
+@pytest.mark.parametrize(
+    "name, sample, interval, truth",
+    [
+        (  # paired accuracy differences: normal seed-to-seed noise, correlated arms
+            "paired t, normal differences",
+            lambda r: (0.9 + (s := r.normal(0, 0.01, 10)) + r.normal(0.005, 0.004, 10), 0.9 + s),
+            P.paired_t,
+            0.005,
+        ),
+        (  # skewed differences (gamma, shape 4: skewness 1, mean 0.01): a few seeds far from the rest
+            "paired t, skewed differences (skewness 1)",
+            lambda r: (r.gamma(4, 0.0025, 10), np.zeros(10)),
+            P.paired_t,
+            0.01,
+        ),
+        (  # log-normal per-seed ratios (true geometric mean 2)
+            "t on log ratios, lognormal ratios",
+            lambda r: (2 * np.exp(r.normal(0, 0.4, 10)), np.ones(10)),
+            lambda a, b: P.log_ratio_t(a, b),
+            2.0,
+        ),
+    ],
+)
+def test_interval_coverage_at_n_10(name, sample, interval, truth):
+    cov = _coverage(sample, interval, truth)
+    COVERAGE[name] = cov
+    assert cov >= 0.93, f"{name}: 95% interval covers {cov:.3f}"
+
+
+def test_a_mixture_with_runs_at_chance_is_where_t_intervals_fail():
+    """Runs that sit at chance (a diverged seed scored 0.1) mixed with trained ones: the t interval
+    of the mean difference still covers the mean, but only because the rare mixture widens it;
+    measured, not assumed (the book's accuracy claims score a diverged run as chance)."""
+
+    def sample(r):
+        bn = 0.95 + r.normal(0, 0.005, 10)
+        no_bn = np.where(r.uniform(size=10) < 0.1, 0.1, 0.93 + r.normal(0, 0.005, 10))
+        return bn, no_bn
+
+    truth = 0.95 - (0.9 * 0.93 + 0.1 * 0.1)
+    skewed = _coverage(lambda r: (r.exponential(0.01, 10), np.zeros(10)), P.paired_t, 0.01, reps=3000)
+    COVERAGE["paired t, exponential differences (skewness 2)"] = skewed
+    assert 0.85 < skewed < 0.95  # t undercovers at this skew: reported, and why n >= 10 is a floor
+    cov = _coverage(sample, P.paired_t, truth, reps=3000)
+    COVERAGE["paired t, 10% of runs at chance"] = cov
+    assert 0.5 < cov < 1.0  # reported in the closing note, not promised

@@ -248,3 +248,21 @@ def test_a_reader_runs_a_chapter_source_with_papermill(tmp_path):
     assert not errors
     images = [o for c in ran["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images  # the figures, drawn in the Arabic edition's language
+
+
+def test_source_date_reads_the_commit_of_a_dirty_or_unknown_revision(tmp_path, monkeypatch):
+    """A build from a checkout with edits records "abc+uncommitted changes": its archive is dated at
+    commit abc, not 1970; "unknown (not a git checkout)" falls back to HEAD."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    head = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+    )
+    head = head.stdout.strip()
+    when = subprocess.run(
+        ["git", "log", "-1", "--format=%ct", head], capture_output=True, text=True, check=True
+    )
+    for rev in (f"{head}+uncommitted changes", "unknown (not a git checkout)"):
+        folder = tmp_path / rev[:6] / "executed" / "en"
+        folder.mkdir(parents=True)
+        (folder / "01.run.json").write_text(json.dumps({"git": rev}))
+        assert release.source_date(tmp_path / rev[:6]) == int(when.stdout), rev

@@ -45,7 +45,10 @@ def test_each_claim_holds_and_fails_on_either_side(cid, holds, fails):
     claim = ledger.by_id()[cid]
     assert claim.judge(holds, "quick")[0] == "holds"
     assert claim.judge(fails, "quick")[0] == "does_not_hold"
-    assert claim.judge(_m(), "quick")[0] == "inconclusive"  # the same accuracies: the interval holds 0
+    assert claim.judge(_m(), "quick")[0] == "does_not_hold"  # the same accuracies: a precise null
+    rng = np.random.default_rng(3)
+    wide = {arm: {"final_val_acc": list(0.9 + rng.normal(0, 0.01, 10))} for arm in successors.ARMS}
+    assert claim.judge(wide, "quick")[0] == "inconclusive"  # noisy arms: the interval spans 0 and d
 
 
 def test_locations_read_in_arabic():

@@ -26,6 +26,7 @@ import jupytext
 import nbformat
 
 from bnpaper.device import DEVICES
+from bnpaper.errors import BnpaperError
 from bnpaper.glossary import LANGS
 
 PROFILES = ("smoke", "quick", "paper")
@@ -36,7 +37,7 @@ SHA_KEY = "en_sha"  # an Arabic prose cell's record of its English twin's hash (
 CAPTION_SHA_KEY = "caption_ar_sha"  # the same for a figure's Arabic caption
 
 
-class ChapterError(ValueError):
+class ChapterError(BnpaperError, ValueError):
     """A chapter or parameter problem, stated in one paragraph."""
 
 
@@ -50,9 +51,6 @@ class Chapter:
     limits: dict[str, dict]  # per-parameter {"min": .., "max": .., "choices": [..]} from front matter
     source_text: str = ""  # the source as read (keys executions, so a later edit cannot mismatch)
     reads_ledger: bool = False  # front matter bnpaper.reads_ledger: re-execute when any claim record changes
-
-    def validate(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        return validate_params(self, overrides)
 
 
 def read_chapter(path: Path) -> Chapter:

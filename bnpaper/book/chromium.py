@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 
+from bnpaper.errors import MissingError
+
 # no network, no GPU, no first-run or background services: a page gets only what the build shipped
 ARGS = [
     "--no-sandbox",
@@ -29,5 +31,5 @@ def launch(playwright, **kwargs):
     when the binary is missing."""
     exe = executable()
     if exe is None:
-        raise FileNotFoundError(MISSING)
+        raise MissingError(MISSING)
     return playwright.chromium.launch(executable_path=exe, args=ARGS, headless=True, **kwargs)

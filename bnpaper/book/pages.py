@@ -12,6 +12,7 @@ import nbformat
 import yaml
 
 from bnpaper.claims_view import md_cell as _cell
+from bnpaper.errors import UnknownNameError
 from bnpaper.glossary import terms
 
 
@@ -156,7 +157,7 @@ def bib_entry(key: str) -> str:
     text = (REPO / "book" / "references.bib").read_text(encoding="utf-8")
     m = re.search(r"@\w+\{" + re.escape(key) + r",.*?\n\}", text, re.S)
     if m is None:
-        raise KeyError(f"no entry {key!r} in book/references.bib")
+        raise UnknownNameError(f"no entry {key!r} in book/references.bib")
     return m.group(0)
 
 

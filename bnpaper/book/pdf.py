@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from bnpaper.book import chromium
+from bnpaper.errors import BnpaperError
 
 BOOK = Path(__file__).resolve().parents[2] / "book"
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
@@ -48,7 +49,7 @@ FOOTER = (
 )
 
 
-class PdfError(RuntimeError):
+class PdfError(BnpaperError, RuntimeError):
     """A PDF could not be made: no book built yet, a failed single-page build, a missing glyph."""
 
 
@@ -155,13 +156,6 @@ def _letters(text: str) -> str:
     """The characters of a title without spaces, sorted: the same in visual and logical order,
     wherever the reversal moved a space or a colon."""
     return "".join(sorted(text.replace("\u00a0", "").replace(" ", "")))
-
-
-def outline_titles(pdf_path: Path) -> list[str]:
-    """The document outline's titles, depth first (the order a reader's sidebar lists them)."""
-    from pypdf import PdfReader
-
-    return [item["/Title"] for item in _outline_items(PdfReader(pdf_path).trailer["/Root"])]
 
 
 def _outline_items(root) -> list:

@@ -34,6 +34,7 @@ import nbformat
 import yaml
 
 from bnpaper import cpus
+from bnpaper import progress as progress_mod
 from bnpaper.book import pages
 from bnpaper.book.chapters import (
     NOTEBOOKS,
@@ -183,7 +184,9 @@ def execute(
     nbformat.write(split(ch, lang), src_nb)
     env = {
         "BNPAPER_CACHE": str(Path(os.environ.get("BNPAPER_CACHE", REPO / ".bnpaper-cache")).resolve()),
-        "BNPAPER_PROGRESS": "1" if progress else "0",
+        # bars go to this command's terminal, by path, so that the kernel and its worker processes
+        # draw there and not into the page (ipykernel captures their stderr): bnpaper.progress
+        "BNPAPER_PROGRESS": progress_mod.terminal() if progress else "0",
         "BNPAPER_CHAPTER": ch.name,
         "BNPAPER_FIGDATA": str(Path(build_dir).resolve() / "figdata" / lang),
         "BNPAPER_LEDGER": str(ledger_dir),

@@ -25,13 +25,15 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from bnpaper.errors import BnpaperError
+
 ROOT = Path(__file__).resolve().parents[2]
 TOP_FILES = ("CITATION.cff", "LICENSE", "LICENSE-TEXT.md")
 SUMS = "SHA256SUMS"
 DOWNLOADS = "html/downloads/"  # where the site offers the PDFs and archives: not packed again
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(BnpaperError, RuntimeError):
     """The build is incomplete for a release, or an archive does not verify."""
 
 
@@ -54,7 +56,8 @@ def source_date(build_dir: Path) -> int:
         json.loads(p.read_text(encoding="utf-8")).get("git", "")
         for p in Path(build_dir, "executed").glob("*/*.run.json")
     }
-    rev = sorted(r for r in revs if r and r != "unknown")[:1]
+    # "abc123+uncommitted changes" is commit abc123 with edits; "unknown (not a git checkout)" is none
+    rev = sorted({r.split("+")[0].strip() for r in revs if r and not r.startswith("unknown")})[:1]
     try:
         out = subprocess.run(
             ["git", "log", "-1", "--format=%ct", *(rev or ["HEAD"])],

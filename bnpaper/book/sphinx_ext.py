@@ -2,7 +2,7 @@
 
 * RTL: pydata-sphinx-theme writes `<html lang="ar">` but never `dir="rtl"`; after the build this
   adds `dir="rtl"` to every page of a right-to-left edition, and `rtl.css` keeps code, outputs and
-  math left-to-right and mirrors the sidebar (see ../shared/TOOLCHAIN.md).
+  math left-to-right and mirrors the sidebar (book/_static/rtl.css).
 * A language switch at the top of every page, pointing at the same page in the other edition
   (editions are sibling folders: html/en/<page>.html, html/ar/<page>.html).
 * Arabic search (search_ar.py): Sphinx has no Arabic search language; this registers one, used only

@@ -30,18 +30,20 @@ from bnpaper import functional as F
 from bnpaper import profiles, protocol
 from bnpaper.engine import trained_many
 from bnpaper.inference import bn_layers, fold_batchnorm
+from bnpaper.protocol import confirmatory
 from bnpaper.train import TrainConfig
 
 LR = 0.05  # SGD learning rate of the conv net (the paper gives none for it; fixed by hand, never read off test)
 
 
-def base_config(profile: str, device: str = "cpu", data_dir: str = "", **kw) -> TrainConfig:
+def base_config(profile: str, device: str = "cpu", data_dir: str = "", steps: int = 0, **kw) -> TrainConfig:
     """The conv net training setup every chapter of Sec. 3.2 / 3.4 shares (chapters 02, 03, 04).
 
     The one place that defines these networks: the same config is the same stored run, so the
-    nets trained in chapter 02 are loaded, not retrained, by chapters 03 and 04.
+    nets trained in chapter 02 are loaded, not retrained, by chapters 03 and 04. steps > 0
+    shortens the runs by the one rule of `profiles.settings`.
     """
-    p = profiles.settings("conv", profile)
+    p = profiles.settings("conv", profile, steps=steps)
     fields = dict(
         model="convnet",
         steps=p["steps"],
@@ -356,14 +358,14 @@ _FIXED = "2026-11-25"
 
 CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
-        "conv-bias",
-        "A bias before BN has no effect and can be dropped; β takes its role.",
-        "الانحياز قبل تطبيع الحزمة بلا أثر ويمكن حذفه؛ ويحل β محله.",
-        "paper 3.2 (source §4)",
-        "-",
-        "02_conv",
-        "sec-conv-bias",
-        protocol.Protocol(
+        id="conv-bias",
+        en="A bias before BN has no effect and can be dropped; β takes its role.",
+        ar="الانحياز قبل تطبيع الحزمة بلا أثر ويمكن حذفه؛ ويحل β محله.",
+        where="paper 3.2 (source §4)",
+        paper="-",
+        chapter="02_conv",
+        label="sec-conv-bias",
+        protocol=protocol.Protocol(
             version=2,
             fixed=_FIXED,
             arms=(
@@ -392,17 +394,17 @@ CLAIMS: tuple[protocol.Claim, ...] = (
             ),
             trains=False,
         ),
-        estimate_bias,
+        estimate=estimate_bias,
     ),
     protocol.Claim(
-        "conv-per-map",
-        "Normalizing per feature map (over m' = m·p·q values) treats every location alike.",
-        "التطبيع لكل خريطة ميزات (على m' = m·p·q قيمة) يعامل كل المواقع بالطريقة نفسها.",
-        "paper 3.2 (source §4)",
-        "-",
-        "02_conv",
-        "sec-conv-per-map",
-        protocol.Protocol(
+        id="conv-per-map",
+        en="Normalizing per feature map (over m' = m·p·q values) treats every location alike.",
+        ar="التطبيع لكل خريطة ميزات (على m' = m·p·q قيمة) يعامل كل المواقع بالطريقة نفسها.",
+        where="paper 3.2 (source §4)",
+        paper="-",
+        chapter="02_conv",
+        label="sec-conv-per-map",
+        protocol=protocol.Protocol(
             version=2,
             fixed=_FIXED,
             arms=(
@@ -434,17 +436,17 @@ CLAIMS: tuple[protocol.Claim, ...] = (
             ),
             trains=False,
         ),
-        estimate_per_map,
+        estimate=estimate_per_map,
     ),
     protocol.Claim(
-        "conv-fold",
-        "At inference BN is one affine map per feature map and folds into the convolution.",
-        "عند الاستدلال تطبيع الحزمة تحويل تآلفي واحد لكل خريطة ميزات ويندمج في الالتفاف.",
-        "paper 3.2 (source §4)",
-        "-",
-        "02_conv",
-        "sec-conv-fold",
-        protocol.Protocol(
+        id="conv-fold",
+        en="At inference BN is one affine map per feature map and folds into the convolution.",
+        ar="عند الاستدلال تطبيع الحزمة تحويل تآلفي واحد لكل خريطة ميزات ويندمج في الالتفاف.",
+        where="paper 3.2 (source §4)",
+        paper="-",
+        chapter="02_conv",
+        label="sec-conv-fold",
+        protocol=protocol.Protocol(
             version=2,
             fixed=_FIXED,
             arms=(
@@ -480,7 +482,13 @@ CLAIMS: tuple[protocol.Claim, ...] = (
             ),
             trains=True,
         ),
-        estimate_fold,
+        estimate=estimate_fold,
     ),
+)
+
+# The confirmatory version of every claim above (bnpaper.protocol.confirmatory): each claim's
+# smallest effect of interest, and the statistics that are true by construction (checks).
+CLAIMS = confirmatory(
+    CLAIMS,
 )
 TUNINGS: tuple = ()  # nothing tuned: the claims here compare computations on the same nets

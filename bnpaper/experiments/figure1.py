@@ -3,7 +3,7 @@
 The paper's network: 28x28 input, three fully-connected hidden layers of 100 sigmoid units, 10
 outputs with cross-entropy, small random Gaussian initial weights, 50,000 steps of mini-batches of
 60, with and without BN on every hidden layer. Not stated by the paper, chosen here: SGD with
-momentum 0.9 (as the public reproduction quoted in shared/PAPER.md), weights ~ N(0, 0.1^2), biases
+momentum 0.9 (as the public reproduction in paper_numbers.MNIST_REPRODUCTION), weights ~ N(0, 0.1^2), biases
 0, and a learning rate TUNED for each network on its own (TUNINGS: a 2x grid, validation accuracy,
 tuning seeds), because BN's central claim is that it tolerates higher rates.
 
@@ -28,7 +28,7 @@ from bnpaper import profiles
 from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
 from bnpaper.inference import estimate_population_statistics
-from bnpaper.protocol import Claim, Protocol, bootstrap_ratio_of_medians, log_ratio_t, paired_t
+from bnpaper.protocol import Claim, Protocol, censored_median_ratio, confirmatory, log_ratio_t, paired_t
 from bnpaper.stats import mean_std
 from bnpaper.train import TrainConfig, accuracy, build_model
 from bnpaper.tuning import Tuning
@@ -60,7 +60,7 @@ def paper_network(steps: int, seed: int = 0, bn: bool = False, **kw) -> TrainCon
     return TrainConfig(**fields)
 
 
-def _tuning_base(bn: bool, experiment: str = "figure1", **kw):
+def tuning_base(bn: bool, experiment: str = "figure1", **kw):
     """The Sec. 4.1 network a tuning trains, at the run length of `experiment`'s profile settings
     (this chapter's, or a later chapter's, which tunes the same network at its own length; kw sets
     other fields, such as chapter 10's global batch)."""
@@ -73,8 +73,8 @@ def _tuning_base(bn: bool, experiment: str = "figure1", **kw):
 
 
 TUNINGS = (
-    Tuning("figure1/no_bn", "lr", LR_GRID, _tuning_base(False)),
-    Tuning("figure1/bn", "lr", LR_GRID, _tuning_base(True)),
+    Tuning("figure1/no_bn", "lr", LR_GRID, tuning_base(False)),
+    Tuning("figure1/bn", "lr", LR_GRID, tuning_base(True)),
 )
 
 
@@ -326,8 +326,8 @@ def _acc_diff(m: dict):
 
 def _faster(m: dict):
     t = TARGETS[-1]
-    e = bootstrap_ratio_of_medians(
-        m["no_bn"][f"steps_to_{t}"], m["bn"][f"steps_to_{t}"], resolution=m["eval_every"]
+    e = censored_median_ratio(
+        m["no_bn"][f"steps_to_{t}"], m["bn"][f"steps_to_{t}"], m["steps"], m["steps"], m["eval_every"]
     )
     reached = {k: sum(math.isfinite(s) for s in m[k][f"steps_to_{t}"]) for k in ("no_bn", "bn")}
     return replace(e, note={"reached": reached, "target": t})
@@ -343,113 +343,124 @@ def _init_ranges(m: dict):
 
 CLAIMS = (
     Claim(
-        "init-insensitive",
-        "With BN we need not be as careful about parameter initialization.",
-        "مع تطبيع الحزمة لا نحتاج إلى الحذر نفسه في تهيئة المعاملات.",
-        "paper 3.3 (source §4.1)",
-        "-",
-        "07_figure1",
-        "sec-fig1-neighbours",
-        Protocol(
-            2,
-            FIXED,
-            (
+        id="init-insensitive",
+        en="With BN we need not be as careful about parameter initialization.",
+        ar="مع تطبيع الحزمة لا نحتاج إلى الحذر نفسه في تهيئة المعاملات.",
+        where="paper 3.3 (source §4.1)",
+        paper="-",
+        chapter="07_figure1",
+        label="sec-fig1-neighbours",
+        protocol=Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=(
                 ARMS[0] + ", each at initial std 0.01, 0.1 and 1.0",
                 ARMS[1] + "، كل منهما بانحراف معياري ابتدائي 0.01 و0.1 و1.0",
             ),
-            TUNED,
-            (
+            tuned=TUNED,
+            statistic=(
                 "per seed, the range of final test accuracy over the three initial stds (a diverged run counts as chance, 0.1); mean over seeds of that range without BN minus with BN",
                 "لكل بذرة، مدى دقة الاختبار النهائية عبر الانحرافات المعيارية الابتدائية الثلاثة (التشغيل المتباعد يُحسب بدقة مستوى الصدفة 0.1)؛ ومتوسط هذا المدى عبر البذور دون تطبيع الحزمة ناقص معه",
             ),
-            "paired t",
-            "greater",
-            0.0,
+            interval="paired t",
+            kind="greater",
+            margin=0.0,
             changes=(
                 "v1 compared two mean accuracies over two inits with no interval, at one shared lr, n = 3; now three inits a decade apart, each arm at its tuned lr, n = 10, a paired t interval",
                 "قارن الإصدار 1 متوسطَي دقة عند تهيئتين دون مجال ثقة، بمعدل تعلم واحد مشترك، و n = 3؛ والآن ثلاث تهيئات بينها عشرة أضعاف، وكل ذراع بمعدل تعلمه المضبوط، و n = 10، ومجال t مقترن",
             ),
         ),
-        _init_ranges,
+        estimate=_init_ranges,
     ),
     Claim(
-        "fig1-accuracy",
-        "On MNIST the BN network reaches a higher test accuracy (Figure 1a).",
-        "على MNIST تبلغ الشبكة المطبَّعة بالحزمة دقة اختبار أعلى (الشكل 1أ).",
-        "paper 4.1, Fig. 1(a)",
-        "no number (reproduction: 94.92% → 98.15%)",
-        "07_figure1",
-        "sec-fig1-accuracy",
-        Protocol(
-            2,
-            FIXED,
-            ARMS,
-            TUNED,
-            (
+        id="fig1-accuracy",
+        en="On MNIST the BN network reaches a higher test accuracy (Figure 1a).",
+        ar="على MNIST تبلغ الشبكة المطبَّعة بالحزمة دقة اختبار أعلى (الشكل 1أ).",
+        where="paper 4.1, Fig. 1(a)",
+        paper="no number (reproduction: 94.92% → 98.15%)",
+        chapter="07_figure1",
+        label="sec-fig1-accuracy",
+        protocol=Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=ARMS,
+            tuned=TUNED,
+            statistic=(
                 "final test accuracy with BN minus without, per seed (the test set read once per run)",
                 "دقة الاختبار النهائية مع تطبيع الحزمة ناقص دونه، لكل بذرة (تُقرأ مجموعة الاختبار مرة واحدة لكل تشغيل)",
             ),
-            "paired t",
-            "greater",
-            0.0,
+            interval="paired t",
+            kind="greater",
+            margin=0.0,
             changes=(
                 "v1 judged 'higher and faster' together from mean ± std (n = 3) with both arms at lr 0.01; now 'higher' alone, each arm tuned, n = 10, a paired t interval; 'faster' is the claim fig1-faster",
                 "حكم الإصدار 1 على 'أعلى وأسرع' معاً من المتوسط ± الانحراف (n = 3) والذراعان بمعدل 0.01؛ والآن 'أعلى' وحدها، وكل ذراع مضبوطة، و n = 10، ومجال t مقترن؛ أما 'أسرع' فهي الادعاء التالي (`fig1-faster`)",
             ),
         ),
-        _acc_diff,
+        estimate=_acc_diff,
         paper_ar="بلا رقم (إعادة الإنتاج: \u206694.92% → 98.15%\u2069)",
     ),
     Claim(
-        "fig1-faster",
-        "On MNIST the BN network trains faster (Figure 1a).",
-        "على MNIST تتدرب الشبكة المطبَّعة بالحزمة أسرع (الشكل 1أ).",
-        "paper 4.1, Fig. 1(a)",
-        "-",
-        "07_figure1",
-        "sec-fig1-accuracy",
-        Protocol(
-            1,
-            FIXED,
-            ARMS,
-            TUNED,
-            (
-                f"median steps to a fixed validation accuracy of {TARGETS[-1]} without BN divided by that with BN (a run that never reaches it counts as infinitely slow)",
-                f"وسيط عدد الخطوات حتى دقة تحقق ثابتة قدرها {TARGETS[-1]} دون تطبيع الحزمة مقسوماً على نظيره معه (التشغيل الذي لا يبلغها يُعدّ بطيئاً بلا حد)",
+        id="fig1-faster",
+        en="On MNIST the BN network trains faster (Figure 1a).",
+        ar="على MNIST تتدرب الشبكة المطبَّعة بالحزمة أسرع (الشكل 1أ).",
+        where="paper 4.1, Fig. 1(a)",
+        paper="-",
+        chapter="07_figure1",
+        label="sec-fig1-accuracy",
+        protocol=Protocol(
+            version=1,
+            fixed=FIXED,
+            arms=ARMS,
+            tuned=TUNED,
+            statistic=(
+                f"per seed, the steps to a fixed validation accuracy of {TARGETS[-1]} without BN divided by those with BN (a run that never reaches it within its steps bounds the ratio on one side); the median over seeds",
+                f"لكل بذرة، عدد الخطوات حتى دقة تحقق ثابتة قدرها {TARGETS[-1]} دون تطبيع الحزمة مقسوماً على نظيره معه (التشغيل الذي لا يبلغها في خطواته يحدّ النسبة من جهة واحدة)؛ والوسيط عبر البذور",
             ),
-            "bootstrap ratio of medians",
-            "greater",
-            1.0,
+            interval="censored median ratio",
+            kind="greater",
+            margin=1.0,
             scale="ratio",
         ),
-        _faster,
+        estimate=_faster,
     ),
     Claim(
-        "fig1-stable-inputs",
-        "With BN the distribution of sigmoid inputs stays stable; without it drifts (Figure 1b, c).",
-        "مع تطبيع الحزمة يبقى توزيع مدخلات الدالة السينية مستقراً؛ ودونه ينجرف (الشكل 1ب، ج).",
-        "paper 4.1, Fig. 1(b, c)",
-        "-",
-        "07_figure1",
-        "sec-fig1-drift",
-        Protocol(
-            2,
-            FIXED,
-            ARMS,
-            TUNED,
-            (
+        id="fig1-stable-inputs",
+        en="With BN the distribution of sigmoid inputs stays stable; without it drifts (Figure 1b, c).",
+        ar="مع تطبيع الحزمة يبقى توزيع مدخلات الدالة السينية مستقراً؛ ودونه ينجرف (الشكل 1ب، ج).",
+        where="paper 4.1, Fig. 1(b, c)",
+        paper="-",
+        chapter="07_figure1",
+        label="sec-fig1-drift",
+        protocol=Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=ARMS,
+            tuned=TUNED,
+            statistic=(
                 "per seed, the median over the 100 last-layer sigmoids of the range of the input's median after the warm-up (first 10% of steps), in units of its mean 15-85 percentile spread, measured in train mode; geometric mean over seeds of that drift without BN divided by with BN",
                 "لكل بذرة، الوسيط عبر الدوال السينية المئة في الطبقة الأخيرة لمدى وسيط المدخل بعد الإحماء (أول 10% من الخطوات)، بوحدات متوسط التشتت بين المئين 15 و85، مقيساً في وضع التدريب؛ والمتوسط الهندسي عبر البذور لهذا الانجراف دون تطبيع الحزمة مقسوماً عليه معه",
             ),
-            "t on log ratios",
-            "greater",
-            2.0,
+            interval="t on log ratios",
+            kind="greater",
+            margin=2.0,
             scale="ratio",
             changes=(
                 "v1 measured in eval mode from step 1 (running averages that had seen one batch: a warm-up artifact), one shared lr, n = 3, no interval; now train mode, warm-up excluded, each arm tuned, n = 10, a t interval on the log ratio; the margin (BN drifts less than half as much) is v1's",
                 "قاس الإصدار 1 في وضع الاستدلال من الخطوة 1 (متوسطات متحركة لم ترَ إلا حزمة واحدة: أثر إحماء)، بمعدل تعلم مشترك، و n = 3، دون مجال ثقة؛ والآن في وضع التدريب، مع استبعاد الإحماء، وكل ذراع مضبوطة، و n = 10، ومجال t على لوغاريتم النسبة؛ والهامش (انجراف تطبيع الحزمة أقل من نصف الآخر) هو هامش الإصدار 1",
             ),
         ),
-        _drift_ratio,
+        estimate=_drift_ratio,
     ),
+)
+
+# The confirmatory version of every claim above (bnpaper.protocol.confirmatory): each claim's
+# smallest effect of interest, and the statistics that are true by construction (checks).
+CLAIMS = confirmatory(
+    CLAIMS,
+    sesoi={
+        "init-insensitive": (0.005, "accuracy"),
+        "fig1-accuracy": (0.005, "accuracy"),
+        "fig1-faster": (1.25, "speed"),
+    },
 )

@@ -43,12 +43,13 @@ import torch.nn.functional as TF
 from torch import nn
 from torch.func import functional_call, vmap
 
+from bnpaper import counting, profiles
 from bnpaper import data as data_mod
-from bnpaper import i18n, profiles
+from bnpaper.bidi import ltr
 from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
-from bnpaper.experiments.figure1 import LR_GRID, _tuning_base, paper_network
-from bnpaper.protocol import Claim, Protocol, log_ratio_t, one_sample_t, paired_t
+from bnpaper.experiments.figure1 import LR_GRID, paper_network, tuning_base
+from bnpaper.protocol import Claim, Protocol, confirmatory, log_ratio_t, one_sample_t, paired_t
 from bnpaper.train import TrainConfig, build_model
 from bnpaper.tuning import Tuning
 
@@ -60,8 +61,8 @@ DEPTHS = (5, 10, 20, 30, 50)  # hidden layers of the deep nets at initialization
 
 
 TUNINGS = (  # the Sec. 4.1 network, tuned at this chapter's run length
-    Tuning("ics/no_bn", "lr", LR_GRID, _tuning_base(False, "ics")),
-    Tuning("ics/bn", "lr", LR_GRID, _tuning_base(True, "ics")),
+    Tuning("ics/no_bn", "lr", LR_GRID, tuning_base(False, "ics")),
+    Tuning("ics/bn", "lr", LR_GRID, tuning_base(True, "ics")),
 )
 
 
@@ -376,8 +377,8 @@ NEW = ("a new claim of this book: version 1", "ادعاء جديد في هذا �
 _q, _p = (profiles.SETTINGS["ics"][k]["measure_images"] for k in ("quick", "paper"))
 DIGITS = (  # the fixed training digits every measurement uses, as each profile sets them
     f"the same training digits at every measurement: {_q} in the quick profile, {_p} in the paper profile",
-    f"أرقام التدريب نفسها في كل قياس: {i18n.counted(_q, 'digit', 'ar')} في نمط التشغيل السريع و"
-    f"{i18n.counted(_p, 'digit', 'ar')} في نمط الورقة",
+    f"أرقام التدريب نفسها في كل قياس: {counting.counted(_q, 'digit', 'ar')} في نمط التشغيل السريع و"
+    f"{counting.counted(_p, 'digit', 'ar')} في نمط الورقة",
 )
 DIGITS_V2 = (  # version 2 of the three measured-on-digits claims, fixed before any new run
     "2026-11-27",
@@ -418,14 +419,33 @@ def _claim(cid, en, ar, where, label, protocol, estimate, paper="-", paper_ar=""
     """A claim measured in chapter 09; one from a later paper (`where` names it) is a later finding."""
     later = not where.startswith("paper")
     return Claim(
-        cid, en, ar, where, paper, "09_ics", label, protocol, estimate, paper_ar=paper_ar, later=later
+        id=cid,
+        en=en,
+        ar=ar,
+        where=where,
+        paper=paper,
+        chapter="09_ics",
+        label=label,
+        protocol=protocol,
+        estimate=estimate,
+        paper_ar=paper_ar,
+        later=later,
     )
 
 
 def _protocol(arms, statistic, interval, kind, margin, scale="difference", tuned=TUNED, v2=False):
     version, fixed, changes = (2, *DIGITS_V2) if v2 else (1, FIXED, NEW)
     return Protocol(
-        version, fixed, arms, tuned, statistic, interval, kind, margin, scale=scale, changes=changes
+        version=version,
+        fixed=fixed,
+        arms=arms,
+        tuned=tuned,
+        statistic=statistic,
+        interval=interval,
+        kind=kind,
+        margin=margin,
+        scale=scale,
+        changes=changes,
     )
 
 
@@ -683,9 +703,33 @@ CLAIMS = (
     ),
 )
 
+# The confirmatory version of every claim above (bnpaper.protocol.confirmatory): each claim's
+# smallest effect of interest, and the statistics that are true by construction (checks).
+CLAIMS = confirmatory(
+    CLAIMS,
+    sesoi={
+        "ics-distribution": (0.8, "reduction"),
+        "noisy-bn-beats-no-bn": (0.005, "accuracy"),
+        "bn-smoother": (0.8, "reduction"),
+        "bn-gain-from-lr": (0.005, "accuracy"),
+        "bn-gradients-explode-with-depth": (0.01, "slope"),
+        "bn-depth-worse-than-he": (0.01, "slope"),
+    },
+    checks={
+        "wd-raises-effective-lr": (
+            "true by construction: weight decay shrinks the weights' norm and nothing else changes the "
+            "learning rate, so lr / ||W||² can only grow; the ratio shows by how much",
+            "صحيح بالبناء: اضمحلال الأوزان يصغّر معيار الأوزان ولا شيء آخر يغيّر معدل التعلم، فلا يسع "
+            "lr / ||W||² إلا أن يكبر؛ وتُظهر النسبة بكم",
+        ),
+    },
+)
 
-def profile_config(profile: str, lr: dict, data_dir: str = "", device: str = "cpu") -> ICSConfig:
-    s = profiles.settings("ics", profile)
+
+def profile_config(
+    profile: str, lr: dict, data_dir: str = "", device: str = "cpu", steps: int = 0
+) -> ICSConfig:
+    s = profiles.settings("ics", profile, steps=steps)
     return ICSConfig(
         steps=s["steps"],
         seeds=profiles.eval_seeds(profile),
@@ -853,8 +897,6 @@ def conclusion(verdicts: dict, values: dict, endpoint, lang: str) -> str:
 
     verdicts: claim id -> verdict; values: claim id -> the estimate's value (a ratio); endpoint: the
     Estimate of BN minus no BN in final validation accuracy (each at its tuned rate)."""
-    from bnpaper.claims_view import ltr
-
     k = 0 if lang == "en" else 1
     by_id = {c.id: c for c in CLAIMS}
 
@@ -866,7 +908,7 @@ def conclusion(verdicts: dict, values: dict, endpoint, lang: str) -> str:
         said = _SAID[cid]
         text = said.get(verdicts[cid], said["other"])[k]
         x = values.get("noisy_drift") if cid == "noisy-bn-as-fast" else values.get(cid)
-        margin = i18n.counted(round(by_id[cid].protocol.margin * 100), "point", lang)
+        margin = counting.counted(round(by_id[cid].protocol.margin * 100), "point", lang)
         out.append(
             text.format(x=num(x, 1 if cid == "noisy-bn-as-fast" else 2) if x is not None else "-", m=margin)
         )

@@ -34,13 +34,11 @@ from dataclasses import dataclass, field, replace
 
 from bnpaper import profiles
 from bnpaper.engine import trained_many
-from bnpaper.protocol import Claim, Estimate, Protocol, bootstrap_ratio_of_medians, paired_t
+from bnpaper.protocol import Claim, Estimate, Protocol, censored_median_ratio, confirmatory, paired_t
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
 
 MODELS = ("Baseline", "BN-Baseline", "BN-x5", "BN-x30", "BN-x5-Sigmoid", "Inception-Sigmoid")
-ACCELERATED = ("BN-x5", "BN-x30", "BN-x5-Sigmoid")
-SIGMOID = ("BN-x5-Sigmoid", "Inception-Sigmoid")
 # Sec. 4.2.1's changes that apply here, each alone (the ablation); "higher lr" is the 5x of BN-x5
 CHANGES = ("higher_lr", "no_dropout", "less_l2", "faster_decay")
 ABLATION = tuple(f"{arm}+{c}" for arm in ("Baseline", "BN-Baseline") for c in CHANGES)
@@ -306,17 +304,19 @@ ARMS_SPEED = {
     for name in ("BN-Baseline", "BN-x5")
 }
 _STEPS_STAT = (
-    "median over seeds of the Baseline's steps to the fixed validation target divided by that of {m} "
-    "(the first evaluation at or above it; a run that never reaches it counts as +inf)",
-    "وسيط خطوات Baseline عبر البذور حتى هدف التحقق الثابت مقسوماً على نظيره لـ {m} "
-    "(أول تقييم عنده أو فوقه؛ والتشغيل الذي لا يبلغه يُعدّ +∞)",
+    "per seed, the Baseline's steps to the fixed validation target divided by those of {m} (the first "
+    "evaluation at or above it; a run that never reaches it within its steps bounds the ratio on one "
+    "side); the median over seeds",
+    "لكل بذرة، خطوات Baseline حتى هدف التحقق الثابت مقسومةً على خطوات {m} (أول تقييم عنده أو فوقه؛ "
+    "والتشغيل الذي لا يبلغه في خطواته يحدّ النسبة من جهة واحدة)؛ والوسيط عبر البذور",
 )
 
 
 def _speedup(name: str):
     def estimate(m: dict) -> Estimate:
         base, model = m["models"]["Baseline"]["steps_to_target"], m["models"][name]["steps_to_target"]
-        e = bootstrap_ratio_of_medians(base, model, resolution=m["eval_every"])
+        limits = (m["models"]["Baseline"]["trained_steps"], m["models"][name]["trained_steps"])
+        e = censored_median_ratio(base, model, *limits, m["eval_every"])
         note = {
             "reached": {"Baseline": reached(base), name: reached(model)},
             "runs": len(model),
@@ -356,42 +356,42 @@ def _v1(t: str) -> tuple[str, str]:
 
 CLAIMS = (
     Claim(
-        "bn-baseline-faster",
-        "BN alone speeds training up (BN-Baseline reaches Inception's best in fewer steps).",
-        "تطبيع الحزمة وحده يسرّع التدريب (يبلغ BN-Baseline أفضل دقة لـ Inception بخطوات أقل).",
-        "paper 4.2, Fig. 3",
-        "13.3M vs 31.0M steps (2.3x)",
-        "06_inception",
-        "sec-inception-table",
-        Protocol(
-            2,
-            FIXED,
-            ARMS_SPEED["BN-Baseline"],
-            TUNED,
-            (_STEPS_STAT[0].format(m="BN-Baseline"), _STEPS_STAT[1].format(m="BN-Baseline")),
-            "bootstrap ratio of medians",
-            "greater",
-            1.0,
+        id="bn-baseline-faster",
+        en="BN alone speeds training up (BN-Baseline reaches Inception's best in fewer steps).",
+        ar="تطبيع الحزمة وحده يسرّع التدريب (يبلغ BN-Baseline أفضل دقة لـ Inception بخطوات أقل).",
+        where="paper 4.2, Fig. 3",
+        paper="13.3M vs 31.0M steps (2.3x)",
+        chapter="06_inception",
+        label="sec-inception-table",
+        protocol=Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=ARMS_SPEED["BN-Baseline"],
+            tuned=TUNED,
+            statistic=(_STEPS_STAT[0].format(m="BN-Baseline"), _STEPS_STAT[1].format(m="BN-Baseline")),
+            interval="censored median ratio",
+            kind="greater",
+            margin=1.0,
             scale="ratio",
             changes=_v1("2x"),
         ),
-        _speedup("BN-Baseline"),
+        estimate=_speedup("BN-Baseline"),
         paper_ar="\u206613.3\u2069 مليون خطوة مقابل \u206631.0\u2069 مليون (\u20662.3x\u2069)",
     ),
     Claim(
-        "bn-x5-faster",
-        "BN with the accelerated recipe reaches the Baseline's best far sooner (BN-x5).",
-        "تطبيع الحزمة مع الوصفة المسرَّعة يبلغ أفضل دقة لـ Baseline أسرع بكثير (BN-x5).",
-        "paper 4.2, Fig. 3",
-        "2.1M vs 31.0M steps (14x)",
-        "06_inception",
-        "sec-inception-table",
-        Protocol(
-            2,
-            FIXED,
-            ARMS_SPEED["BN-x5"],
-            TUNED,
-            (
+        id="bn-x5-faster",
+        en="BN with the accelerated recipe reaches the Baseline's best far sooner (BN-x5).",
+        ar="تطبيع الحزمة مع الوصفة المسرَّعة يبلغ أفضل دقة لـ Baseline أسرع بكثير (BN-x5).",
+        where="paper 4.2, Fig. 3",
+        paper="2.1M vs 31.0M steps (14x)",
+        chapter="06_inception",
+        label="sec-inception-table",
+        protocol=Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=ARMS_SPEED["BN-x5"],
+            tuned=TUNED,
+            statistic=(
                 _STEPS_STAT[0].format(m="BN-x5")
                 + "; 'far sooner' means in fewer than a third of the Baseline's steps (a ratio above 3): "
                 "more than the 2.3x that BN alone gave in the paper, far below the paper's 14x, which a "
@@ -401,32 +401,32 @@ CLAIMS = (
                 "أعطاه تطبيع الحزمة وحده في الورقة، ودون تسريع الورقة البالغ 14 مرة بكثير، إذ لا تترك له مسألة "
                 "صغيرة تتقارب فيها Baseline في بضع مئات من الخطوات مجالاً",
             ),
-            "bootstrap ratio of medians",
-            "greater",
-            3.0,
+            interval="censored median ratio",
+            kind="greater",
+            margin=3.0,
             scale="ratio",
             changes=_v1("5x"),
         ),
-        _speedup("BN-x5"),
+        estimate=_speedup("BN-x5"),
         paper_ar="\u20662.1\u2069 مليون خطوة مقابل \u206631.0\u2069 مليون (\u206614x\u2069)",
     ),
     Claim(
-        "bn-x30-higher-max",
-        "A 30x learning rate with BN ends at a higher accuracy than the Baseline.",
-        "معدل تعلم أكبر 30 مرة مع تطبيع الحزمة ينتهي بدقة أعلى من Baseline.",
-        "paper 4.2, Fig. 3",
-        "74.8% vs 72.2%",
-        "06_inception",
-        "sec-inception-table",
-        Protocol(
-            2,
-            FIXED,
-            (
+        id="bn-x30-higher-max",
+        en="A 30x learning rate with BN ends at a higher accuracy than the Baseline.",
+        ar="معدل تعلم أكبر 30 مرة مع تطبيع الحزمة ينتهي بدقة أعلى من Baseline.",
+        where="paper 4.2, Fig. 3",
+        paper="74.8% vs 72.2%",
+        chapter="06_inception",
+        label="sec-inception-table",
+        protocol=Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=(
                 "the Baseline and BN-x30 of the small Inception net (one paired run per evaluation seed)",
                 "Baseline وBN-x30 من شبكة Inception الصغيرة (تشغيل مقترن لكل بذرة تقييم)",
             ),
-            TUNED,
-            (
+            tuned=TUNED,
+            statistic=(
                 "final test accuracy of BN-x30 minus the Baseline's, per seed (the test set read once, at the "
                 "end of each run; a diverged run counts as chance, 0.1); 'higher' is any difference the "
                 "interval resolves (margin 0)",
@@ -434,9 +434,9 @@ CLAIMS = (
                 "نهاية كل تشغيل؛ والتشغيل المتباعد يُحسب بدقة مستوى الصدفة 0.1)؛ و'أعلى' تعني أي فرق يحسمه المجال "
                 "(الهامش 0)",
             ),
-            "paired t",
-            "greater",
-            0.0,
+            interval="paired t",
+            kind="greater",
+            margin=0.0,
             changes=(
                 "v1 compared the maxima over each run's TEST evaluations (a selection on the test set) as "
                 "mean ± std with n = 3 and a one-std rule; now the final test accuracy, read once per run, a "
@@ -446,28 +446,28 @@ CLAIMS = (
                 "مقروءة مرة واحدة لكل تشغيل، ومجال t مقترن، و n = 10، ومعدل تعلم Baseline مضبوط على التحقق",
             ),
         ),
-        _acc_diff("BN-x30", "Baseline"),
+        estimate=_acc_diff("BN-x30", "Baseline"),
         paper_ar="\u206674.8%\u2069 مقابل \u206672.2%\u2069",
     ),
     Claim(
-        "sigmoid-inception",
-        "With BN, an Inception with sigmoid nonlinearities trains; without BN it does not.",
-        "مع تطبيع الحزمة تتدرب شبكة Inception بلاخطيات سينية؛ ودونه لا تتدرب.",
-        "paper 4.2, Fig. 3",
-        "69.8% (without BN: < 0.1%)",
-        "06_inception",
-        "sec-inception-table",
-        Protocol(
-            2,
-            FIXED,
-            (
+        id="sigmoid-inception",
+        en="With BN, an Inception with sigmoid nonlinearities trains; without BN it does not.",
+        ar="مع تطبيع الحزمة تتدرب شبكة Inception بلاخطيات سينية؛ ودونه لا تتدرب.",
+        where="paper 4.2, Fig. 3",
+        paper="69.8% (without BN: < 0.1%)",
+        chapter="06_inception",
+        label="sec-inception-table",
+        protocol=Protocol(
+            version=2,
+            fixed=FIXED,
+            arms=(
                 "BN-x5-Sigmoid and Inception-Sigmoid (the Baseline with sigmoid, no BN) of the small Inception "
                 "net, both with Glorot init (one paired run per evaluation seed)",
                 "BN-x5-Sigmoid وInception-Sigmoid (أي Baseline بالدالة السينية دون تطبيع الحزمة) من شبكة "
                 "Inception الصغيرة، وكلتاهما بتهيئة غلورو (تشغيل مقترن لكل بذرة تقييم)",
             ),
-            TUNED,
-            (
+            tuned=TUNED,
+            statistic=(
                 "final test accuracy of BN-x5-Sigmoid minus Inception-Sigmoid's, per seed (read once per run; "
                 "a diverged run counts as chance, 0.1); 'trains, and without BN does not' means more than 0.1 "
                 "(10 points) above: far beyond what seeds or the 1,000 test digits (binomial SE at most 1.6 "
@@ -477,9 +477,9 @@ CLAIMS = (
                 "فوق 0.1 (عشر نقاط): أبعد بكثير مما تحركه البذور أو أرقام الاختبار الألف (خطأ معياري لتوزيع ذي الحدين لا "
                 "يتجاوز 1.6 نقطة)، والفرق في الورقة 70 نقطة",
             ),
-            "paired t",
-            "greater",
-            0.1,
+            interval="paired t",
+            kind="greater",
+            margin=0.1,
             changes=(
                 "v1 took maxima over TEST evaluations, n = 3, a two-std rule plus a hand-set 0.2 ceiling for the "
                 "net without BN, both at the ReLU Baseline's hand-set lr and He init; now one statistic (the "
@@ -491,21 +491,31 @@ CLAIMS = (
                 "مضبوط وحده، وتهيئة غلورو للشبكتين السينيتين، و n = 10",
             ),
         ),
-        _acc_diff("BN-x5-Sigmoid", "Inception-Sigmoid"),
+        estimate=_acc_diff("BN-x5-Sigmoid", "Inception-Sigmoid"),
         paper_ar="\u206669.8%\u2069 (دون تطبيع الحزمة: \u2066< 0.1%\u2069)",
     ),
     Claim(
-        "ensemble-imagenet",
-        "An ensemble of BN-Inception networks reaches 4.9% top-5 validation error on ImageNet.",
-        "مجموعة من شبكات BN-Inception تبلغ خطأً قدره 4.9% في أرجح خمس فئات (أن تغيب الفئة الصحيحة عنها) على بيانات التحقق في ImageNet.",
-        "paper 4.2.3, Fig. 4",
-        "4.9% top-5 (4.82% test)",
-        "06_inception",
-        "sec-inception-table",
-        None,
-        None,
-        "needs ImageNet and six full-size Inception networks; nothing at this scale can test it",
-        "يتطلب ImageNet وست شبكات Inception بالحجم الكامل؛ ولا شيء بهذا النطاق يمكنه اختباره",
+        id="ensemble-imagenet",
+        en="An ensemble of BN-Inception networks reaches 4.9% top-5 validation error on ImageNet.",
+        ar="مجموعة من شبكات BN-Inception تبلغ خطأً قدره 4.9% في أرجح خمس فئات (أن تغيب الفئة الصحيحة عنها) على بيانات التحقق في ImageNet.",
+        where="paper 4.2.3, Fig. 4",
+        paper="4.9% top-5 (4.82% test)",
+        chapter="06_inception",
+        label="sec-inception-table",
+        protocol=None,
+        estimate=None,
+        untestable_en="needs ImageNet and six full-size Inception networks; nothing at this scale can test it",
+        untestable_ar="يتطلب ImageNet وست شبكات Inception بالحجم الكامل؛ ولا شيء بهذا النطاق يمكنه اختباره",
         paper_ar="خطأ أرجح خمس فئات قدره \u20664.9%\u2069 (و\u20664.82%\u2069 على الاختبار)",
     ),
+)
+
+# The confirmatory version of every claim above (bnpaper.protocol.confirmatory): each claim's
+# smallest effect of interest, and the statistics that are true by construction (checks).
+CLAIMS = confirmatory(
+    CLAIMS,
+    sesoi={
+        "bn-baseline-faster": (1.25, "speed"),
+        "bn-x30-higher-max": (0.005, "accuracy"),
+    },
 )

@@ -28,7 +28,7 @@ from bnpaper import profiles, protocol
 from bnpaper.device import resolve_device
 from bnpaper.engine import Runs, train_many, trained_many
 from bnpaper.layers import BatchNorm
-from bnpaper.protocol import Claim, Estimate, Protocol
+from bnpaper.protocol import Claim, Estimate, Protocol, confirmatory
 from bnpaper.theory import scale_identity_gaps, scale_output_bound
 from bnpaper.train import TrainConfig, build_model
 from bnpaper.tuning import Tuning
@@ -508,14 +508,14 @@ _CH = "05_learning_rates"
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
-        "scale-identities",
-        "BN(Wu) = BN((aW)u); ∂/∂u unchanged; ∂/∂(aW) = (1/a) ∂/∂W.",
-        "$\\mathrm{BN}(Wu) = \\mathrm{BN}((aW)u)$؛ و$\\partial\\ell/\\partial u$ لا يتغير؛ و$\\partial\\ell/\\partial(aW) = \\frac{1}{a}\\,\\partial\\ell/\\partial W$.",
-        "paper 3.3 (source §4.1)",
-        "exact (for ε = 0)",
-        _CH,
-        "sec-lr-identities",
-        Protocol(
+        id="scale-identities",
+        en="BN(Wu) = BN((aW)u); ∂/∂u unchanged; ∂/∂(aW) = (1/a) ∂/∂W.",
+        ar="$\\mathrm{BN}(Wu) = \\mathrm{BN}((aW)u)$؛ و$\\partial\\ell/\\partial u$ لا يتغير؛ و$\\partial\\ell/\\partial(aW) = \\frac{1}{a}\\,\\partial\\ell/\\partial W$.",
+        where="paper 3.3 (source §4.1)",
+        paper="exact (for ε = 0)",
+        chapter=_CH,
+        label="sec-lr-identities",
+        protocol=Protocol(
             version=2,
             fixed=FIXED,
             arms=(
@@ -536,18 +536,18 @@ CLAIMS: tuple[Claim, ...] = (
             ),
             trains=False,
         ),
-        _estimate_identities,
+        estimate=_estimate_identities,
         paper_ar="دقيقة تماماً (عند \u2066ε = 0\u2069)",
     ),
     Claim(
-        "larger-weights-smaller-gradients",
-        "Larger weights lead to smaller gradients, stabilizing parameter growth.",
-        "الأوزان الأكبر تؤدي إلى تدرجات أصغر، فيستقر نمو المعاملات.",
-        "paper 3.3 (source §4.1)",
-        "-",
-        _CH,
-        "sec-lr-growth",
-        Protocol(
+        id="larger-weights-smaller-gradients",
+        en="Larger weights lead to smaller gradients, stabilizing parameter growth.",
+        ar="الأوزان الأكبر تؤدي إلى تدرجات أصغر، فيستقر نمو المعاملات.",
+        where="paper 3.3 (source §4.1)",
+        paper="-",
+        chapter=_CH,
+        label="sec-lr-growth",
+        protocol=Protocol(
             version=2,
             fixed=FIXED,
             arms=(
@@ -570,17 +570,17 @@ CLAIMS: tuple[Claim, ...] = (
                 "حكم الإصدار 1 على الادعاء بإعادة تحجيم أوزان شبكة مدرَّبة واحدة بالعدد a ووجد أن التدرج مضروباً في a ثابت: وهذا إعادة لمتطابقة 1/a فلا يمكن أن يفشل. يقيس الإصدار 2 عبر البذور كيف يتغير معيار التدرج مع معيار الأوزان على امتداد تدريب فعلي، مقابل الشبكة نفسها دون تطبيع الحزمة؛ والهامش 0 لأن الادعاء يذكر اتجاهاً لا مقداراً",
             ),
         ),
-        _estimate_growth,
+        estimate=_estimate_growth,
     ),
     Claim(
-        "jacobian-singular-values",
-        "BN may make layer Jacobians have singular values close to 1 (conjecture).",
-        "قد يجعل تطبيع الحزمة القيم المفردة لمصفوفات جاكوبي الطبقات قريبة من 1 (حدس).",
-        "paper 3.3",
-        "-",
-        _CH,
-        "sec-lr-jacobians",
-        Protocol(
+        id="jacobian-singular-values",
+        en="BN may make layer Jacobians have singular values close to 1 (conjecture).",
+        ar="قد يجعل تطبيع الحزمة القيم المفردة لمصفوفات جاكوبي الطبقات قريبة من 1 (حدس).",
+        where="paper 3.3",
+        paper="-",
+        chapter=_CH,
+        label="sec-lr-jacobians",
+        protocol=Protocol(
             version=2,
             fixed=FIXED,
             arms=(
@@ -603,17 +603,17 @@ CLAIMS: tuple[Claim, ...] = (
                 "قاس الإصدار 1 في بذرة واحدة التحويل من مخرج سيني إلى التالي في وضع الاستدلال (وهو يشمل ميل الدالة السينية الذي لا يتجاوز 1/4) وقارن الحصص يدوياً؛ ويقيس الإصدار 2 التحويل من متجه مطبَّع إلى التالي عبر إحصاءات الحزمة، عبر البذور، بمجال t وهامش مثبَّت مسبقاً",
             ),
         ),
-        _estimate_jacobian,
+        estimate=_estimate_jacobian,
     ),
     Claim(
-        "higher-learning-rates",
-        "BN allows much higher learning rates without divergence.",
-        "يسمح تطبيع الحزمة بمعدلات تعلم أعلى بكثير دون تباعد.",
-        "paper 3.3 (source §4.1)",
-        "-",
-        _CH,
-        "sec-lr-sweep",
-        Protocol(
+        id="higher-learning-rates",
+        en="BN allows much higher learning rates without divergence.",
+        ar="يسمح تطبيع الحزمة بمعدلات تعلم أعلى بكثير دون تباعد.",
+        where="paper 3.3 (source §4.1)",
+        paper="-",
+        chapter=_CH,
+        label="sec-lr-sweep",
+        protocol=Protocol(
             version=2,
             fixed=FIXED,
             arms=(
@@ -637,17 +637,17 @@ CLAIMS: tuple[Claim, ...] = (
                 "قرأ الإصدار 1 'الاستقرار' من دقة الاختبار على سلّم بعامل 3 (0.01، 0.03، 0.1، ...) وعدّ النسبة 3 'يصح'، لكن 0.3 / 0.1 = 2.9999999999999996 بحساب الفاصلة العائمة؛ ويقرأ الإصدار 2 دقة التحقق، ويستعمل سلّماً بعامل √2 ونسباً من أسس صحيحة، و10 بذور، ومجالاً موسَّعاً بعامل السلّم؛ ونُفصح: اختير مدى السلّم (من 2^-2 إلى 2^3 في نمط التشغيل السريع) بعد تجربة أولية للإصدار 2 على بذور التقييم 0-2 أظهرت أين يكفّ كل من الذراعين عن الاستقرار، فقد رُئيت تلك البذور قبل تثبيت البروتوكول (ولا تُستعمل أرقام التجربة الأولية)",
             ),
         ),
-        _estimate_lr,
+        estimate=_estimate_lr,
     ),
     Claim(
-        "saturating-nonlinearities",
-        "BN lets networks with saturating nonlinearities (sigmoid) train.",
-        "يمكّن تطبيع الحزمة الشبكات ذات اللاخطيات المشبعة (السينية) من التدريب.",
-        "paper 3.3 (source §4.1)",
-        "-",
-        _CH,
-        "sec-lr-sigmoid",
-        Protocol(
+        id="saturating-nonlinearities",
+        en="BN lets networks with saturating nonlinearities (sigmoid) train.",
+        ar="يمكّن تطبيع الحزمة الشبكات ذات اللاخطيات المشبعة (السينية) من التدريب.",
+        where="paper 3.3 (source §4.1)",
+        paper="-",
+        chapter=_CH,
+        label="sec-lr-sigmoid",
+        protocol=Protocol(
             version=2,
             fixed=FIXED,
             arms=(
@@ -670,6 +670,15 @@ CLAIMS: tuple[Claim, ...] = (
                 "أعطى الإصدار 1 خط الأساس تهيئة torch الافتراضية ومعدل تعلم واحداً مشتركاً مع تطبيع الحزمة، فكانت دقته 0.100 أثراً للتهيئة؛ ويعطيه الإصدار 2 تهيئة غلورو ويعطي كل ذراع معدل تعلمه المضبوط، و10 بذور ومجال t مقترناً",
             ),
         ),
-        _estimate_sigmoid,
+        estimate=_estimate_sigmoid,
     ),
+)
+
+# The confirmatory version of every claim above (bnpaper.protocol.confirmatory): each claim's
+# smallest effect of interest, and the statistics that are true by construction (checks).
+CLAIMS = confirmatory(
+    CLAIMS,
+    sesoi={
+        "larger-weights-smaller-gradients": (-0.1, "correlation"),
+    },
 )

@@ -26,9 +26,10 @@ from torch import nn
 from bnpaper import data as data_mod
 from bnpaper import protocol
 from bnpaper.device import resolve_device
-from bnpaper.engine import trained_many
+from bnpaper.engine import trained, trained_many
 from bnpaper.inference import bn_layers, estimate_population_statistics
-from bnpaper.train import TrainConfig, accuracy, trained
+from bnpaper.protocol import confirmatory
+from bnpaper.train import TrainConfig, accuracy
 
 
 def _training_batches(x: torch.Tensor, m: int, k: int, seed: int) -> list[torch.Tensor]:
@@ -220,14 +221,14 @@ def estimate_alg2(m: dict) -> protocol.Estimate:
 
 CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
-        "alg2-moving-average",
-        "Moving averages can stand in for Algorithm 2's population statistics.",
-        "يمكن للمتوسطات المتحركة أن تحل محل إحصاءات المجتمع في الخوارزمية 2.",
-        "paper 3.1, Alg. 2",
-        "-",
-        "03_inference",
-        "sec-alg2-methods",
-        protocol.Protocol(
+        id="alg2-moving-average",
+        en="Moving averages can stand in for Algorithm 2's population statistics.",
+        ar="يمكن للمتوسطات المتحركة أن تحل محل إحصاءات المجتمع في الخوارزمية 2.",
+        where="paper 3.1, Alg. 2",
+        paper="-",
+        chapter="03_inference",
+        label="sec-alg2-methods",
+        protocol=protocol.Protocol(
             version=2,
             fixed="2026-11-25",
             arms=(
@@ -268,7 +269,13 @@ CLAIMS: tuple[protocol.Claim, ...] = (
             ),
             trains=True,
         ),
-        estimate_alg2,
+        estimate=estimate_alg2,
     ),
+)
+
+# The confirmatory version of every claim above (bnpaper.protocol.confirmatory): each claim's
+# smallest effect of interest, and the statistics that are true by construction (checks).
+CLAIMS = confirmatory(
+    CLAIMS,
 )
 TUNINGS: tuple = ()  # nothing tuned: both arms are the same trained weights

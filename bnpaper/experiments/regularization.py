@@ -27,12 +27,13 @@ import torch
 from bnpaper import data as data_mod
 from bnpaper import functional as F
 from bnpaper import profiles, protocol, tuning
-from bnpaper.engine import map_tasks, trained_many
+from bnpaper.engine import map_tasks, trained, trained_many
 from bnpaper.experiments import conv
 from bnpaper.inference import bn_layers
 from bnpaper.layers import BatchNorm
 from bnpaper.models import Dropout
-from bnpaper.train import TrainConfig, trained
+from bnpaper.protocol import confirmatory
+from bnpaper.train import TrainConfig
 from bnpaper.train import train as train_loop
 
 # ----------------------------------------------------------------------------- cells and tuning
@@ -385,14 +386,14 @@ _TUNED = (
 
 CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
-        "nondeterministic-output",
-        "In training, an example's output depends on its mini-batch companions.",
-        "أثناء التدريب يعتمد مخرج المثال على رفاقه في الحزمة الصغيرة.",
-        "paper 3.4 (source §4.2)",
-        "-",
-        "04_regularization",
-        "sec-reg-nondeterminism",
-        protocol.Protocol(
+        id="nondeterministic-output",
+        en="In training, an example's output depends on its mini-batch companions.",
+        ar="أثناء التدريب يعتمد مخرج المثال على رفاقه في الحزمة الصغيرة.",
+        where="paper 3.4 (source §4.2)",
+        paper="-",
+        chapter="04_regularization",
+        label="sec-reg-nondeterminism",
+        protocol=protocol.Protocol(
             version=2,
             fixed=FIXED,
             arms=(
@@ -423,17 +424,17 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "التدريب، وهو شرط مسبق (غير حاسم إن لم يتحقق) لا نصف الحكم.",
             ),
         ),
-        estimate_nondeterminism,
+        estimate=estimate_nondeterminism,
     ),
     protocol.Claim(
-        "reduces-dropout",
-        "BN acts as a regularizer and reduces the need for Dropout.",
-        "يعمل تطبيع الحزمة كمنظم ويقلل الحاجة إلى الإسقاط.",
-        "paper 3.4 (source §4.2)",
-        "-",
-        "04_regularization",
-        "sec-reg-dropout",
-        protocol.Protocol(
+        id="reduces-dropout",
+        en="BN acts as a regularizer and reduces the need for Dropout.",
+        ar="يعمل تطبيع الحزمة كمنظم ويقلل الحاجة إلى الإسقاط.",
+        where="paper 3.4 (source §4.2)",
+        paper="-",
+        chapter="04_regularization",
+        label="sec-reg-dropout",
+        protocol=protocol.Protocol(
             version=2,
             fixed=FIXED,
             arms=(
@@ -464,17 +465,17 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "مقترنة؛ ومعدل تعلم كل خلية مضبوط على بيانات التحقق.",
             ),
         ),
-        estimate_reduces_dropout,
+        estimate=estimate_reduces_dropout,
     ),
     protocol.Claim(
-        "improves-generalization",
-        "BN improves the generalization of trained models.",
-        "يحسّن تطبيع الحزمة تعميم النماذج المدرَّبة.",
-        "source §4.2",
-        "-",
-        "04_regularization",
-        "sec-reg-dropout",
-        protocol.Protocol(
+        id="improves-generalization",
+        en="BN improves the generalization of trained models.",
+        ar="يحسّن تطبيع الحزمة تعميم النماذج المدرَّبة.",
+        where="source §4.2",
+        paper="-",
+        chapter="04_regularization",
+        label="sec-reg-dropout",
+        protocol=protocol.Protocol(
             version=2,
             fixed=FIXED,
             arms=(
@@ -501,17 +502,17 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "يذكر حجماً (أي تحسّن يميّزه المجال من ضجيج البذور).",
             ),
         ),
-        estimate_generalization,
+        estimate=estimate_generalization,
     ),
     protocol.Claim(
-        "noise-regularizes",
-        "BN's mini-batch noise (not only its normalization) is what helps generalization.",
-        "ضجيج الحزمة الصغيرة في تطبيع الحزمة (لا التطبيع وحده) هو ما يفيد التعميم.",
-        "paper 3.4 (source §4.2)",
-        "-",
-        "04_regularization",
-        "sec-reg-frozen",
-        protocol.Protocol(
+        id="noise-regularizes",
+        en="BN's mini-batch noise (not only its normalization) is what helps generalization.",
+        ar="ضجيج الحزمة الصغيرة في تطبيع الحزمة (لا التطبيع وحده) هو ما يفيد التعميم.",
+        where="paper 3.4 (source §4.2)",
+        paper="-",
+        chapter="04_regularization",
+        label="sec-reg-frozen",
+        protocol=protocol.Protocol(
             version=2,
             fixed=FIXED,
             arms=(
@@ -540,8 +541,27 @@ CLAIMS: tuple[protocol.Claim, ...] = (
                 "ويضبط الإصدار 2 معدل تعلم الذراع المجمّدة الخاص بها على سلّم القيم والبذور والبيانات نفسها.",
             ),
         ),
-        estimate_noise,
+        estimate=estimate_noise,
     ),
+)
+
+# The confirmatory version of every claim above (bnpaper.protocol.confirmatory): each claim's
+# smallest effect of interest, and the statistics that are true by construction (checks).
+CLAIMS = confirmatory(
+    CLAIMS,
+    sesoi={
+        "improves-generalization": (0.005, "accuracy"),
+        "noise-regularizes": (0.005, "accuracy"),
+    },
+    checks={
+        "nondeterministic-output": (
+            "true by construction: in training mode an example is normalized with its mini-batch's "
+            "statistics, whose spread over companion sets shrinks as the mini-batch grows; the statistic "
+            "measures that arithmetic, not a regularizing effect",
+            "صحيح بالبناء: في وضع التدريب يُطبَّع المثال بإحصاءات حزمته الصغيرة، ويضيق تشتتها عبر "
+            "مجموعات الرفاق كلما كبرت الحزمة؛ فالإحصاءة تقيس هذا الحساب، لا أثراً تنظيمياً",
+        ),
+    },
 )
 CLAIM_BY_ID = {c.id: c for c in CLAIMS}
 

@@ -22,12 +22,13 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
+from bnpaper import counting, profiles
 from bnpaper import data as data_mod
-from bnpaper import i18n, profiles
+from bnpaper.bidi import ltr
 from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
-from bnpaper.experiments.figure1 import LR_GRID, _tuning_base, paper_network
-from bnpaper.protocol import Claim, Protocol, exact, paired_t
+from bnpaper.experiments.figure1 import LR_GRID, paper_network, tuning_base
+from bnpaper.protocol import Claim, Protocol, confirmatory, exact, paired_t
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
 
@@ -36,7 +37,7 @@ GLOBAL_BATCH = 64  # examples per step over all replicas (the paper's MNIST runs
 ARMS = tuple(f"k{k}" for k in REPLICAS)
 
 TUNINGS = (  # the Sec. 4.1 network with BN over the whole global batch, at this chapter's run length
-    Tuning("replicas/sync", "lr", LR_GRID, _tuning_base(True, "replicas", batch_size=GLOBAL_BATCH)),
+    Tuning("replicas/sync", "lr", LR_GRID, tuning_base(True, "replicas", batch_size=GLOBAL_BATCH)),
 )
 
 
@@ -216,7 +217,7 @@ TUNED = (
     f"by mean final validation accuracy over {len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]}) "
     "(`bnpaper tune`, key `replicas/sync`); every k uses it, as a data-parallel job that adds replicas keeps its recipe",
     f"معدل التعلم عند $k = 1$ (تطبيع الحزمة على الحزمة الكلية كلها) على سلّم القيم (كل قيمة ضعف سابقتها) من "
-    f"{LR_GRID[0]:g} إلى {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {i18n.counted(len(_tune), 'seed', 'ar')} ضبط "
+    f"{LR_GRID[0]:g} إلى {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {counting.counted(len(_tune), 'seed', 'ar')} ضبط "
     f"({_tune[0]}-{_tune[-1]}) (`bnpaper tune`، المفتاح `replicas/sync`)؛ وتستعمله كل قيم $k$، كما يُبقي من يزيد عدد النسخ "
     "في مهمة تدريب إعداداتِها على حالها",
 )
@@ -230,7 +231,7 @@ def _arms(k: int) -> tuple[str, str]:
         f"{NET[0]}: statistics over the whole global batch (k = 1), and per replica with k = {k} replicas "
         f"of {m} examples each (simulated as {k} ghost batches)",
         f"{NET[1]}: إحصاءات على الحزمة الكلية كلها ($k = 1$)، وإحصاءات لكل نسخة مع $k = {k}$ من النسخ، "
-        f"في كل منها {i18n.counted(m, 'example', 'ar')} (محاكاةً بـ {k} حزم وهمية)",
+        f"في كل منها {counting.counted(m, 'example', 'ar')} (محاكاةً بـ {k} حزم وهمية)",
     )
 
 
@@ -257,15 +258,15 @@ def _exact(key: str):
 
 def _claim(cid, en, ar, where, label, protocol, estimate, paper="-", paper_ar=""):
     return Claim(
-        cid,
-        en,
-        ar,
-        where,
-        paper,
-        "10_replicas",
-        label,
-        protocol,
-        estimate,
+        id=cid,
+        en=en,
+        ar=ar,
+        where=where,
+        paper=paper,
+        chapter="10_replicas",
+        label=label,
+        protocol=protocol,
+        estimate=estimate,
         paper_ar=paper_ar,
         later=not where.startswith("paper"),
     )
@@ -274,13 +275,24 @@ def _claim(cid, en, ar, where, label, protocol, estimate, paper="-", paper_ar=""
 _EQ_STAT = (
     f"the largest absolute difference over every weight and running statistic after {EQ_STEPS} float64 "
     "SGD steps, 2 gloo processes against one process (seed 0)",
-    f"أكبر فرق مطلق على كل الأوزان والمتوسطات المتحركة بعد {i18n.counted(EQ_STEPS, 'step', 'ar')} من الانحدار "
+    f"أكبر فرق مطلق على كل الأوزان والمتوسطات المتحركة بعد {counting.counted(EQ_STEPS, 'step', 'ar')} من الانحدار "
     "التدرجي بدقة $\\mathrm{float64}$، نسختان تتواصلان عبر gloo مقابل نسخة واحدة (البذرة 0)",
 )
 
 
 def _eq_protocol(arms):
-    return Protocol(1, FIXED, arms, EXACT_TUNED, _EQ_STAT, "exact", "below", 1e-9, changes=NEW, trains=False)
+    return Protocol(
+        version=1,
+        fixed=FIXED,
+        arms=arms,
+        tuned=EXACT_TUNED,
+        statistic=_EQ_STAT,
+        interval="exact",
+        kind="below",
+        margin=1e-9,
+        changes=NEW,
+        trains=False,
+    )
 
 
 CLAIMS = (
@@ -295,7 +307,7 @@ CLAIMS = (
                 NET[0]
                 + f", {EQ_STEPS} steps: SyncBatchNorm on 2 processes (32 examples each), and BN in one process",
                 NET[1]
-                + f"، {i18n.counted(EQ_STEPS, 'step', 'ar')}: تطبيع الحزمة المتزامن على نسختين (32 مثالاً لكل منهما)، وتطبيع الحزمة في نسخة واحدة",
+                + f"، {counting.counted(EQ_STEPS, 'step', 'ar')}: تطبيع الحزمة المتزامن على نسختين (32 مثالاً لكل منهما)، وتطبيع الحزمة في نسخة واحدة",
             )
         ),
         _exact("sync_vs_single"),
@@ -311,7 +323,7 @@ CLAIMS = (
                 NET[0]
                 + f", {EQ_STEPS} steps: per-replica BN on 2 processes (DDP), and one process with 2 ghost batches",
                 NET[1]
-                + f"، {i18n.counted(EQ_STEPS, 'step', 'ar')}: تطبيع الحزمة لكل نسخة على نسختين، ونسخة واحدة بحزمتين وهميتين",
+                + f"، {counting.counted(EQ_STEPS, 'step', 'ar')}: تطبيع الحزمة لكل نسخة على نسختين، ونسخة واحدة بحزمتين وهميتين",
             )
         ),
         _exact("local_vs_ghost"),
@@ -323,17 +335,17 @@ CLAIMS = (
         "Hoffer et al. 2017",
         "sec-replicas-sweep",
         Protocol(
-            1,
-            FIXED,
-            _arms(4),
-            TUNED,
-            (
+            version=1,
+            fixed=FIXED,
+            arms=_arms(4),
+            tuned=TUNED,
+            statistic=(
                 "final validation accuracy, k = 4 minus k = 1, paired by seed; equivalent within ±0.01 (one point)",
                 "دقة التحقق النهائية، $k = 4$ ناقص $k = 1$، مقترنة بالبذرة؛ والذراعان تُعدّان متكافئتين ضمن ±0.01 (نقطة مئوية واحدة)",
             ),
-            "paired t",
-            "equivalent",
-            0.01,
+            interval="paired t",
+            kind="equivalent",
+            margin=0.01,
             changes=NEW,
         ),
         _acc("k4"),
@@ -347,17 +359,17 @@ CLAIMS = (
         "paper 3",
         "sec-replicas-sweep",
         Protocol(
-            1,
-            FIXED,
-            _arms(8),
-            TUNED,
-            (
+            version=1,
+            fixed=FIXED,
+            arms=_arms(8),
+            tuned=TUNED,
+            statistic=(
                 "final validation accuracy, k = 8 minus k = 1, paired by seed",
                 "دقة التحقق النهائية، $k = 8$ ناقص $k = 1$، مقترنة بالبذرة",
             ),
-            "paired t",
-            "less",
-            0.0,
+            interval="paired t",
+            kind="less",
+            margin=0.0,
             changes=NEW,
         ),
         _acc("k8"),
@@ -369,17 +381,17 @@ CLAIMS = (
         "Wu and Johnson 2021",
         "sec-replicas-sweep",
         Protocol(
-            1,
-            FIXED,
-            _arms(8),
-            TUNED,
-            (
+            version=1,
+            fixed=FIXED,
+            arms=_arms(8),
+            tuned=TUNED,
+            statistic=(
                 "per seed, gap = validation accuracy in eval mode minus in training mode over local batches; k = 8 minus k = 1, paired by seed",
                 "لكل بذرة، الفرق = دقة التحقق في وضع الاستدلال ناقص دقتها في وضع التدريب على حزم محلية؛ $k = 8$ ناقص $k = 1$، مقترناً بالبذرة",
             ),
-            "paired t",
-            "greater",
-            0.0,
+            interval="paired t",
+            kind="greater",
+            margin=0.0,
             changes=NEW,
         ),
         _gap("k8"),
@@ -388,9 +400,21 @@ CLAIMS = (
     ),
 )
 
+# The confirmatory version of every claim above (bnpaper.protocol.confirmatory): each claim's
+# smallest effect of interest, and the statistics that are true by construction (checks).
+CLAIMS = confirmatory(
+    CLAIMS,
+    sesoi={
+        "local8-hurts": (-0.005, "accuracy"),
+        "gap8-larger": (0.005, "accuracy"),
+    },
+)
 
-def profile_config(profile: str, lr: float, data_dir: str = "", device: str = "cpu") -> ReplicasConfig:
-    s = profiles.settings("replicas", profile)
+
+def profile_config(
+    profile: str, lr: float, data_dir: str = "", device: str = "cpu", steps: int = 0
+) -> ReplicasConfig:
+    s = profiles.settings("replicas", profile, steps=steps)
     return ReplicasConfig(
         steps=s["steps"],
         seeds=profiles.eval_seeds(profile),
@@ -497,8 +521,6 @@ def advice(verdicts: dict) -> str:
 def conclusion(verdicts: dict, estimates: dict, equality: dict, lang: str) -> str:
     """The closing paragraph: every sentence picked by a verdict and filled with what was measured.
     estimates: claim id -> Estimate (a difference of accuracies); equality: `equality()`'s dict."""
-    from bnpaper.claims_view import ltr
-
     k = 0 if lang == "en" else 1
 
     def points(est) -> str:
@@ -508,7 +530,7 @@ def conclusion(verdicts: dict, estimates: dict, equality: dict, lang: str) -> st
     def sci(v: float) -> str:
         return ltr(f"{v:.1e}", lang)
 
-    steps = equality["steps"] if lang == "en" else i18n.counted(equality["steps"], "step", "ar")
+    steps = equality["steps"] if lang == "en" else counting.counted(equality["steps"], "step", "ar")
     out = [
         _EXACT[k].format(
             a=sci(equality["sync_vs_single"]),

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bnpaper import i18n, profiles
+from bnpaper import counting, profiles
 from bnpaper.engine import map_tasks, train_many
 from bnpaper.experiments.figure1 import LR_GRID, paper_network
-from bnpaper.protocol import Claim, Protocol, paired_t
+from bnpaper.protocol import Claim, Protocol, confirmatory, paired_t
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
 
@@ -118,7 +118,7 @@ def _tuned(arms: str, arms_ar: str, grid: tuple) -> tuple[str, str]:
         f"by mean final validation accuracy over {len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]}) "
         "(`bnpaper tune`, keys `successors/...`)",
         f"معدل التعلم لكل ذراع ({arms_ar}) على حدة، على سلّم القيم (كل قيمة ضعف سابقتها) من {grid[0]:g} "
-        f"إلى {grid[-1]:g}، بمتوسط دقة التحقق النهائية عبر {i18n.counted(len(_tune), 'seed', 'ar')} ضبط "
+        f"إلى {grid[-1]:g}، بمتوسط دقة التحقق النهائية عبر {counting.counted(len(_tune), 'seed', 'ar')} ضبط "
         f"({_tune[0]}-{_tune[-1]}) (`bnpaper tune`، المفاتيح `successors/...`)",
     )
 
@@ -134,29 +134,29 @@ CLAIMS = (
     Claim(
         id="renorm-small-batch",
         en=f"At mini-batches of {SMALL_BATCH}, Batch Renormalization ends above BN (Ioffe 2017).",
-        ar=f"عند حزم صغيرة من {i18n.counted(SMALL_BATCH, 'example', 'ar')}، تنتهي إعادة تطبيع الحزمة بدقة أعلى من دقة "
+        ar=f"عند حزم صغيرة من {counting.counted(SMALL_BATCH, 'example', 'ar')}، تنتهي إعادة تطبيع الحزمة بدقة أعلى من دقة "
         "تطبيع الحزمة (إيوفي 2017).",
         where="Ioffe 2017",
         paper="Batch Renorm > BN at small batches (Inception, ImageNet)",
         chapter="11_extending",
         label="sec-extending-successors",
         protocol=Protocol(
-            1,
-            FIXED,
-            (
+            version=1,
+            fixed=FIXED,
+            arms=(
                 f"the Sec. 4.1 MLP at mini-batches of {SMALL_BATCH}, with BN and with Batch Renormalization "
                 "(rmax 3, dmax 5 from the first step), each at its tuned rate",
                 f"شبكة القسم 4.1 بحزم صغيرة من {SMALL_BATCH} أمثلة، مع تطبيع الحزمة ومع إعادة تطبيع الحزمة "
                 "($r_{\\max} = 3$، $d_{\\max} = 5$ منذ الخطوة الأولى)، كلٌّ بمعدله المضبوط",
             ),
-            _tuned("mlp_bn, mlp_renorm", "`mlp_bn` و`mlp_renorm`", SMALL_LR_GRID),
-            (
+            tuned=_tuned("mlp_bn, mlp_renorm", "`mlp_bn` و`mlp_renorm`", SMALL_LR_GRID),
+            statistic=(
                 "final validation accuracy, Batch Renormalization minus BN, paired by seed",
                 "دقة التحقق النهائية، إعادة تطبيع الحزمة ناقص تطبيع الحزمة، مقترنة بالبذرة",
             ),
-            "paired t",
-            "greater",
-            0.0,
+            interval="paired t",
+            kind="greater",
+            margin=0.0,
             changes=NEW,
         ),
         estimate=_diff("mlp_renorm", "mlp_bn"),
@@ -166,33 +166,43 @@ CLAIMS = (
     Claim(
         id="layernorm-trails-bn-conv",
         en=f"On the conv net at mini-batches of {CONV_BATCH}, LayerNorm ends below BN (Wu and He 2018).",
-        ar=f"على الشبكة الالتفافية بحزم صغيرة من {i18n.counted(CONV_BATCH, 'example', 'ar')}، ينتهي تطبيع الطبقة بدقة أدنى "
+        ar=f"على الشبكة الالتفافية بحزم صغيرة من {counting.counted(CONV_BATCH, 'example', 'ar')}، ينتهي تطبيع الطبقة بدقة أدنى "
         "من دقة تطبيع الحزمة (يوشين وو وكايمينغ هي 2018).",
         where="Wu and He 2018",
         paper="LN below BN at 32 images per GPU (ResNet-50, ImageNet)",
         chapter="11_extending",
         label="sec-extending-successors",
         protocol=Protocol(
-            1,
-            FIXED,
-            (
+            version=1,
+            fixed=FIXED,
+            arms=(
                 f"the conv net of Sec. 3.2 (two 3x3 conv blocks) at mini-batches of {CONV_BATCH}, with BN and with "
                 "LayerNorm (over each example's channels and positions), each at its tuned rate",
                 f"الشبكة الالتفافية في القسم 3.2 (كتلتان التفافيتان $3 \\times 3$) بحزم صغيرة من {CONV_BATCH} مثالاً، "
                 "مع تطبيع الحزمة ومع تطبيع الطبقة (على قنوات كل مثال ومواضعه)، كلٌّ بمعدله المضبوط",
             ),
-            _tuned("conv_bn, conv_ln", "`conv_bn` و`conv_ln`", LR_GRID),
-            (
+            tuned=_tuned("conv_bn, conv_ln", "`conv_bn` و`conv_ln`", LR_GRID),
+            statistic=(
                 "final validation accuracy, BN minus LayerNorm, paired by seed",
                 "دقة التحقق النهائية، تطبيع الحزمة ناقص تطبيع الطبقة، مقترنة بالبذرة",
             ),
-            "paired t",
-            "greater",
-            0.0,
+            interval="paired t",
+            kind="greater",
+            margin=0.0,
             changes=NEW,
         ),
         estimate=_diff("conv_bn", "conv_ln"),
         paper_ar="تطبيع الطبقة أدنى من تطبيع الحزمة عند 32 صورة لكل وحدة معالجة رسومية (ResNet-50، ImageNet)",
         later=True,
     ),
+)
+
+# The confirmatory version of every claim above (bnpaper.protocol.confirmatory): each claim's
+# smallest effect of interest, and the statistics that are true by construction (checks).
+CLAIMS = confirmatory(
+    CLAIMS,
+    sesoi={
+        "renorm-small-batch": (0.005, "accuracy"),
+        "layernorm-trails-bn-conv": (0.005, "accuracy"),
+    },
 )
