@@ -106,7 +106,8 @@ def modules_hash(modules: tuple[str, ...]) -> str:
     """sha256 over the source of the given modules' closures (and the package data files they read)."""
     h = hashlib.sha256()
     files = {module_file(m) for name in modules for m in module_closure(name)} - {None}
-    files |= {PACKAGE_DIR / "data" / f for p in files for f in DATA_FILES.get(p.stem, ())}
+    data = {PACKAGE_DIR / "data" / f for p in files for f in DATA_FILES.get(p.stem, ())}
+    files |= {p for p in data if p.is_file()}  # a data file not written yet (no lock so far) keys nothing
     for p in sorted(files):
         h.update(str(p.relative_to(PACKAGE_DIR)).encode())
         h.update(p.read_bytes())

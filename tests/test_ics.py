@@ -226,24 +226,29 @@ def test_conclusion_follows_the_verdicts(lang):
     from bnpaper.protocol import Estimate
 
     lower = Estimate(-0.005, -0.009, -0.001, 10, "paired t")
-    against = ics.conclusion(_verdicts(), VALUES, lower, lang)
+    gain = Estimate(0.01, 0.004, 0.016, 10, "paired t")
+    against = ics.conclusion(_verdicts(), VALUES, gain, lang)
     # noisy BN no longer matches BN: the last sentence no longer dismisses the paper's explanation
-    open_ = ics.conclusion(_verdicts(noisy_bn_as_fast="does_not_hold"), VALUES, lower, lang)
+    open_ = ics.conclusion(_verdicts(noisy_bn_as_fast="does_not_hold"), VALUES, gain, lang)
+    # BN ends no higher: there is nothing to explain, and the paragraph weighs no mechanism
+    no_gain = ics.conclusion(_verdicts(), VALUES, lower, lang)
+    assert ics._VERDICT_OF_MECHANISM["no_benefit"][k := 0 if lang == "en" else 1] in no_gain
+    assert ics._VERDICT_OF_MECHANISM["against"][k].split("{")[0] not in no_gain
+    assert ics._ENDPOINT["lower"][k].split("{")[0] in no_gain
     k = 0 if lang == "en" else 1
     assert ics._VERDICT_OF_MECHANISM["against"][k].split("{")[0] in against
     assert (
         ics._VERDICT_OF_MECHANISM["open"][k] in open_ and ics._VERDICT_OF_MECHANISM["open"][k] not in against
     )
     assert ics._SAID["noisy-bn-as-fast"]["does_not_hold"][k].split("{")[0] in open_
-    for value in ("0.045", "0.67", "0.53", "6.5", "2.7", "0.5"):
+    for value in ("0.045", "0.67", "0.53", "6.5", "2.7", "1.0"):
         assert value in against, value
     level = ics.conclusion(_verdicts(), VALUES, Estimate(0.001, -0.002, 0.004, 10, "paired t"), lang)
     higher = ics.conclusion(_verdicts(), VALUES, Estimate(0.01, 0.004, 0.016, 10, "paired t"), lang)
     assert "[-0.2, 0.4]" in level and ics._ENDPOINT["higher"][k].split("{")[0] in higher
-    assert ics._ENDPOINT["lower"][k].split("{")[0] in against
     # one reason left: no list punctuation; none left: the open sentence
     one = ics.conclusion(
-        _verdicts(bn_gain_from_lr="inconclusive", wd_raises_effective_lr="inconclusive"), VALUES, lower, lang
+        _verdicts(bn_gain_from_lr="inconclusive", wd_raises_effective_lr="inconclusive"), VALUES, gain, lang
     )
     assert ics._REASONS["bn-smoother"][k] + (" instead." if lang == "en" else ".") in one
     none = ics.conclusion(

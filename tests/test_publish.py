@@ -177,9 +177,12 @@ def test_landing_page_offers_downloads_citations_and_commands(smoke_pdfs):
 
     build_dir, _ = smoke_pdfs
     page = (build_dir / "html" / "index.html").read_text(encoding="utf-8")
-    for target in re.findall(r'href="(downloads/[^"]+)"', page)[:2]:
+    pdfs = re.findall(r'href="(downloads/[^"]+\.pdf)"', page)
+    assert len(pdfs) == 2, "bnpaper pdf rewrote the front page with both PDFs"
+    for target in pdfs:
         assert (build_dir / "html" / target).exists(), target  # the PDFs `bnpaper pdf` put there
-    assert "downloads/bnpaper-" in page and "-smoke.tar.gz" in page
+    if not (build_dir / "html" / pages.download_names("0", "smoke")["release"]).exists():
+        assert "make release" in page and "-smoke.tar.gz" not in page  # no dead link: the command
     assert "@software{bnpaper" in page and "@inproceedings{ioffe2015batch" in page
     assert "make book" in page and "bnpaper execute" in page and "اختر الطبعة" in page
     assert pages.download_names("1.0", "quick")["release"] == "downloads/bnpaper-1.0-quick.tar.gz"
@@ -266,3 +269,14 @@ def test_source_date_reads_the_commit_of_a_dirty_or_unknown_revision(tmp_path, m
         folder.mkdir(parents=True)
         (folder / "01.run.json").write_text(json.dumps({"git": rev}))
         assert release.source_date(tmp_path / rev[:6]) == int(when.stdout), rev
+
+
+def test_the_front_page_links_only_what_exists(tmp_path):
+    """After `make book` alone there are no PDFs: the page names the commands, not dead links."""
+    from bnpaper.book import pages
+
+    editions = yaml.safe_load((pages.REPO / "book" / "editions.yml").read_text(encoding="utf-8"))
+    bare = pages.language_chooser(editions, ["en", "ar"], "quick")
+    assert "downloads/" not in bare and "make pdf" in bare and "make release" in bare
+    full = pages.language_chooser(editions, ["en", "ar"], "quick", {"pdf_en", "pdf_ar", "release"})
+    assert full.count('href="downloads/') == 3 and "make pdf</code> prints" not in full

@@ -170,8 +170,41 @@ def download_names(version: str, profile: str) -> dict:
     }
 
 
-def language_chooser(editions: dict, langs: list[str], profile: str = "quick") -> str:
-    """The site's front page: the editions, the downloads, how to cite, how to re-execute."""
+def _downloads_html(dl: dict, have: set[str], profile: str) -> str:
+    """The download links for the files that exist; for the others, the command that makes them
+    (after `make book` alone there are no PDFs yet: no dead links)."""
+    pdfs = [
+        f'<a href="{dl["pdf_en"]}">PDF, English edition</a>' if "pdf_en" in have else "",
+        f'<a href="{dl["pdf_ar"]}" lang="ar" dir="rtl">PDF، الطبعة العربية</a>' if "pdf_ar" in have else "",
+    ]
+    pdfs = [x for x in pdfs if x]
+    pdf_item = (
+        " · ".join(pdfs)
+        if pdfs
+        else "PDFs of both editions: not built yet; <code>make pdf</code> prints them"
+    )
+    if "release" in have:
+        rel = (
+            f'<a href="{dl["release"]}">Release archive</a> ({html.escape(profile)} profile): both '
+            "editions, both PDFs, the executed notebooks, the figure data, the claims ledger, with "
+            "<code>SHA256SUMS</code> (<code>bnpaper release --verify ARCHIVE</code>)"
+        )
+    else:
+        rel = (
+            "Release archive: not built yet; <code>make release</code> packs it (after <code>make pdf</code>)"
+        )
+    return f"    <li>{pdf_item}</li>\n    <li>{rel}</li>"
+
+
+def available_downloads(html_dir: Path, version: str, profile: str) -> set[str]:
+    """Which of the download names exist under the site folder."""
+    return {k for k, rel in download_names(version, profile).items() if (Path(html_dir) / rel).is_file()}
+
+
+def language_chooser(
+    editions: dict, langs: list[str], profile: str = "quick", have: set[str] | None = None
+) -> str:
+    """The site's front page: the editions, the downloads that exist, how to cite, how to re-execute."""
     from importlib.metadata import version
 
     links = "\n".join(
@@ -203,11 +236,7 @@ def language_chooser(editions: dict, langs: list[str], profile: str = "quick") -
   </ul>
   <h2 id="downloads">Downloads</h2>
   <ul>
-    <li><a href="{dl["pdf_en"]}">PDF, English edition</a> ·
-      <a href="{dl["pdf_ar"]}" lang="ar" dir="rtl">PDF، الطبعة العربية</a></li>
-    <li><a href="{dl["release"]}">Release archive</a> ({html.escape(profile)} profile): both editions,
-      both PDFs, the executed notebooks, the figure data, the claims ledger, with <code>SHA256SUMS</code>
-      (<code>bnpaper release --verify ARCHIVE</code>)</li>
+{_downloads_html(dl, have or set(), profile)}
   </ul>
   <h2 id="cite">Cite</h2>
   <p>The book:</p>
@@ -221,3 +250,18 @@ make pdf &amp;&amp; make release                    # the PDFs and the archive</
 </body>
 </html>
 """
+
+
+def refresh_landing(build_dir: Path, profile: str, also: tuple[str, ...] = ()) -> Path:
+    """Rewrite html/index.html of a build with the downloads that exist now (after `bnpaper pdf` put
+    the PDFs in html/downloads/), plus `also` (`bnpaper release` names the archive it is about to
+    write, so that two releases of one build pack the same front page)."""
+    from importlib.metadata import version
+
+    site = Path(build_dir) / "html"
+    editions = yaml.safe_load((REPO / "book" / "editions.yml").read_text(encoding="utf-8"))
+    langs = [lang for lang in editions if (site / lang / "index.html").is_file()]
+    have = available_downloads(site, version("bnpaper"), profile) | set(also)
+    path = site / "index.html"
+    path.write_text(language_chooser(editions, langs, profile, have), encoding="utf-8")
+    return path

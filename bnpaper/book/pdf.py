@@ -271,4 +271,7 @@ def build_pdfs(build_dir: Path = Path("_build"), langs: tuple[str, ...] = ("en",
         shutil.copyfile(res["path"], site / Path(res["path"]).name)
         mb, s = res["bytes"] / 2**20, out[lang]["seconds"]
         print(f"[bnpaper] pdf {lang}: {res['path']} ({mb:.1f} MB, {s:.0f} s)")
+    from bnpaper.book import pages, release
+
+    pages.refresh_landing(Path(build_dir), release.build_profile(Path(build_dir)))  # now with the PDFs
     return out

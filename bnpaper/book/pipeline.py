@@ -460,6 +460,7 @@ def publish(built: dict[str, Path], build_dir: Path, profile: str = "quick") -> 
     for lang, html in built.items():
         shutil.copytree(html, new / lang)
     editions = yaml.safe_load((BOOK / "editions.yml").read_text(encoding="utf-8"))
+    # a new build has no PDFs or archive of its own yet: the page names the commands that make them
     (new / "index.html").write_text(pages.language_chooser(editions, list(built), profile), encoding="utf-8")
     old = Path(build_dir) / "html.old"
     shutil.rmtree(old, ignore_errors=True)

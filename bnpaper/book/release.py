@@ -123,6 +123,9 @@ def write(build_dir: Path, out_dir: Path, version: str | None = None) -> Path:
     version = version or pkg_version("bnpaper")
     profile = build_profile(build_dir)
     top = f"bnpaper-{version}-{profile}"
+    from bnpaper.book import pages
+
+    pages.refresh_landing(build_dir, profile, also=("release",))  # the page offers the archive written below
     files = collect(build_dir, profile=profile)
     mtime = source_date(build_dir)
     payload = {name: path.read_bytes() for name, path in files.items()}

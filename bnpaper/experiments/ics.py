@@ -881,6 +881,13 @@ _VERDICT_OF_MECHANISM = {  # the last sentence, from the verdicts of the shift, 
         "So the evidence here does not separate the paper's explanation from the later ones.",
         "فالأدلة هنا لا تفصل بين تفسير الورقة والتفسيرات اللاحقة.",
     ),
+    "no_benefit": (
+        "But BN ends no higher than the network without BN here, so on this network there is no gain "
+        "to explain: the measurements above describe what BN does to the distributions and to the loss, "
+        "and cannot say why it helps elsewhere.",
+        "لكن الشبكة المطبَّعة لا تنتهي هنا أعلى من غير المطبَّعة، فلا مكسب على هذه الشبكة يحتاج إلى تفسير: "
+        "تصف القياسات أعلاه ما يفعله تطبيع الحزمة بالتوزيعات وبالخسارة، ولا تستطيع أن تقول لماذا ينفع في غيرها.",
+    ),
 }
 _REASONS = {
     "bn-smoother": ("a smoother loss", "خسارةً أنعم"),
@@ -926,7 +933,12 @@ def conclusion(verdicts: dict, values: dict, endpoint, lang: str) -> str:
         x = values.get(cid)
         out.append(said.get(verdicts[cid], said["other"])[k].format(x=num(x, 1) if x is not None else "-"))
     reasons = [_REASONS[c][k] for c in _REASONS if verdicts.get(c) == "holds"]
-    if verdicts["ics-distribution"] == "holds" and verdicts["noisy-bn-as-fast"] == "holds" and reasons:
+    gain = endpoint is not None and endpoint.n >= 2 and endpoint.lo > 0
+    if (
+        endpoint is not None and endpoint.n >= 2 and not gain
+    ):  # nothing to explain: say so, claim no mechanism
+        out.append(_VERDICT_OF_MECHANISM["no_benefit"][k])
+    elif verdicts["ics-distribution"] == "holds" and verdicts["noisy-bn-as-fast"] == "holds" and reasons:
         joined = (", ".join(reasons[:-1]) + " and " + reasons[-1]) if lang == "en" else "، و".join(reasons)
         if len(reasons) == 1:
             joined = reasons[0]

@@ -487,19 +487,21 @@ _EXACT = (
 _ADVICE = {
     "small": (
         "So synchronize when each replica holds only a few examples (8 here); from 16 per replica on, "
-        "per-replica statistics cost this network nothing measurable.",
-        "فزامِنْ حين لا تحمل كل نسخة إلا أمثلة قليلة (8 هنا)؛ أما من 16 مثالاً لكل نسخة فصاعداً فلا تكلّف "
-        "الإحصاءات لكل نسخة هذه الشبكة شيئاً يمكن قياسه.",
+        "per-replica statistics cost this network less than the equivalence margin of one point.",
+        "فزامِنْ حين لا تحمل كل نسخة إلا أمثلة قليلة (8 هنا)؛ أما من 16 مثالاً لكل نسخة فصاعداً فتكلّف "
+        "الإحصاءات لكل نسخة هذه الشبكة أقل من هامش التكافؤ، أي نقطة مئوية واحدة.",
     ),
     "always": (
         "So synchronize: per-replica statistics cost this network accuracy at 8 and at 16 examples per replica.",
         "فزامِنْ: تكلّف الإحصاءات لكل نسخة هذه الشبكة دقةً عند 8 أمثلة لكل نسخة وعند 16 مثالاً.",
     ),
     "never": (
-        "On this network, synchronizing buys exactness, not accuracy: per-replica statistics down to 8 "
-        "examples cost nothing the runs can measure.",
-        "على هذه الشبكة، يشتري التزامن التطابقَ الحسابي لا دقةَ التصنيف: لا تكلّف الإحصاءات لكل نسخة حتى 8 "
-        "أمثلة شيئاً تقيسه التشغيلات.",
+        "On this network, synchronizing buys exactness rather than accuracy: with 16 examples per replica "
+        "per-replica statistics cost less than one point, and the runs show no cost at 8; a cost smaller "
+        "than these margins is not excluded.",
+        "على هذه الشبكة، يشتري التزامن التطابقَ الحسابي أكثر مما يشتري دقةَ التصنيف: عند 16 مثالاً لكل نسخة "
+        "تكلّف الإحصاءات لكل نسخة أقل من نقطة مئوية واحدة، ولا تُظهر التشغيلات كلفةً عند 8؛ ولا يُستبعد أثر "
+        "أصغر من هذين الهامشين.",
     ),
     "open": (
         "These runs do not say at which local batch synchronizing starts to pay on this network.",
