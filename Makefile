@@ -1,5 +1,6 @@
 # One command each, on a fresh machine (Debian, Python >= 3.11):
 #   make test    install everything the tests need, lint (make lint), then run them
+#   make test-fast  the edit loop: lint and the unit tests, no book build, no browser (a few minutes)
 #   make lint    ruff: lint and format check of bnpaper/, tests/ and the chapters' code cells
 #   make book    install what the book needs, execute every chapter (quick profile), build both editions
 #   make bench   BN forward+backward timings against torch's native batch_norm (CPU)
@@ -12,7 +13,7 @@ PROFILE ?= quick
 DEVICE  ?= auto
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint book paper pdf release bench system-deps clean
+.PHONY: test test-fast lint book paper pdf release bench system-deps clean
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,11 @@ system-deps:
 
 test: $(STAMP) lint system-deps
 	$(PY) -m pytest -q
+
+# Everything but the smoke build of the book, the browser and the PDFs (tests/test_book.py,
+# test_browser.py, test_publish.py): the unit tests, the ledger, the layers, the progress path.
+test-fast: $(STAMP) lint
+	$(PY) -m pytest -q --ignore=tests/test_book.py --ignore=tests/test_browser.py --ignore=tests/test_publish.py
 
 # The chapters' code cells: jupytext hands each chapter to ruff as a temporary .ipynb, of which ruff
 # checks the code cells only, one cell at a time (so imports after the parameters cell are fine).

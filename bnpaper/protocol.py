@@ -506,7 +506,10 @@ def decisive_p(estimate: Callable[[], Estimate], p: Protocol) -> dict[str, float
 
         def reaches(log_tail: float, which: str = which) -> bool:
             with at_confidence(1 - 10**log_tail):
-                return _clears(estimate(), p.kind, p.margin, d, which)
+                try:
+                    return _clears(estimate(), p.kind, p.margin, d, which)
+                except OverflowError:  # an interval too wide to compute (exp of a huge t bound)
+                    return False
 
         lo, hi = -15.0, math.log10(0.5)  # log10(1 - c): c from 1 - 1e-15 to 0.5
         if not reaches(hi):

@@ -470,3 +470,14 @@ def test_a_mixture_with_runs_at_chance_is_where_t_intervals_fail():
     cov = _coverage(sample, P.paired_t, truth, reps=3000)
     COVERAGE["paired t, 10% of runs at chance"] = cov
     assert 0.5 < cov < 1.0  # reported in the closing note, not promised
+
+
+def test_decisive_p_survives_an_interval_too_wide_to_compute():
+    """Two seeds of a log ratio: at levels near 1 the t bound's exp overflows; that level reaches
+    nothing, and the p-value is still found."""
+    proto = P.Protocol(
+        version=1, fixed="d", arms=("", ""), tuned=("", ""), statistic=("", ""), interval="t on log ratios",
+        kind="greater", margin=2.0, scale="ratio",
+    )  # fmt: skip
+    pv = P.decisive_p(lambda: P.log_ratio_t([1.0, 1.3], [0.2, 0.3]), proto)
+    assert 0.0 < pv["holds"] < 1.0 and pv["does_not_hold"] == 1.0

@@ -8,14 +8,18 @@ each module's CLAIMS. The parts, as every chapter's experiment module has them:
 2. `run(config) -> dict`, training through the multi-run engine (seeds batched, results cached);
 3. the measurement: per-seed numbers, one list per arm, in a plain dict;
 4. CLAIMS: each with a Protocol fixed before the run (arms, what is tuned, the statistic, the
-   interval, the kind, the margin) and an estimate turning the measurement into the statistic.
+   interval, the kind, the margin, the smallest effect of interest with its reason) and an
+   estimate turning the measurement into the statistic.
 
-Then measure and record (in a notebook, or a script):
+Then lock the protocol (`bnpaper lock`, and commit bnpaper/data/protocols.lock: that commit is the
+proof it came first), and measure and record on the profile's evaluation seeds (in a notebook, or
+a script):
 
-    from bnpaper import ledger
+    from bnpaper import ledger, profiles
     from bnpaper.experiments import my_claim
-    res = my_claim.run(my_claim.Config())
-    ledger.record("my-claim", res, profile="quick", n=len(res["bn"]["final_val_acc"]))
+    seeds = profiles.eval_seeds("quick")
+    res = my_claim.run(my_claim.Config(seeds=seeds))
+    ledger.record("my-claim", res, profile="quick", n=len(seeds), seeds=seeds)
     print(ledger.rows("quick"))   # the row of "my-claim", with its verdict
 
 This template's claim: at a learning rate ten times smaller than BN needs, BN still trains the
@@ -78,6 +82,8 @@ CLAIMS = (
             interval="paired t",
             kind="greater",
             margin=-0.01,  # "at least as well": no worse than one point below
+            sesoi=0.0,  # does not hold if BN is surely worse than no BN at all
+            sesoi_reason="margin",
         ),
         estimate=_bn_minus_no_bn,
     ),
