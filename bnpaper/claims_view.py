@@ -172,11 +172,12 @@ def lock_text(claim: Claim, lang: str) -> str:
     claim's current protocol stands in bnpaper/data/protocols.lock and in git."""
     now = digest(claim)
     entry = prereg.entry_for(claim, prereg.read_lock())
+    short = f"`{now[:8]}`"  # hashes are code in both editions
     if entry is None or entry["digest"] != now:
-        return f"{ltr(now[:8], lang)} ({_label('lock_missing', lang)})"
+        return f"{short} ({_label('lock_missing', lang)})"
     commit = prereg.locked_in(now)
-    where = _label("lock_uncommitted", lang) if commit in ("uncommitted", "no git") else ltr(commit, lang)
-    return f"{ltr(now[:8], lang)}، {where}" if lang == "ar" else f"{now[:8]}, {where}"
+    where = _label("lock_uncommitted", lang) if commit in ("uncommitted", "no git") else f"`{commit}`"
+    return f"{short}، {where}" if lang == "ar" else f"{short}, {where}"
 
 
 def sesoi_text(p: Protocol, lang: str) -> str:
@@ -264,7 +265,7 @@ def show(claim: Claim, measurement: dict, profile: str, lang: str) -> tuple[str,
     verdict, est = claim.judge(measurement, profile)
     p = claim.protocol
     title = _label("protocol_title", lang).format(
-        version=version_text(p, lang), digest=ltr(_digest(claim)[:8], lang)
+        version=version_text(p, lang), digest=f"`{_digest(claim)[:8]}`"
     )
     md = result_line(claim, verdict, est, lang) + "\n\n" + folded(title, protocol_table(claim, lang))
     return md, verdict, est

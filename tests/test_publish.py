@@ -181,7 +181,9 @@ def test_landing_page_offers_downloads_citations_and_commands(smoke_pdfs):
     assert len(pdfs) == 2, "bnpaper pdf rewrote the front page with both PDFs"
     for target in pdfs:
         assert (build_dir / "html" / target).exists(), target  # the PDFs `bnpaper pdf` put there
-    if not (build_dir / "html" / pages.download_names("0", "smoke")["release"]).exists():
+    from importlib.metadata import version
+
+    if not (build_dir / "html" / pages.download_names(version("bnpaper"), "smoke")["release"]).exists():
         assert "make release" in page and "-smoke.tar.gz" not in page  # no dead link: the command
     assert "@software{bnpaper" in page and "@inproceedings{ioffe2015batch" in page
     assert "make book" in page and "bnpaper execute" in page and "اختر الطبعة" in page

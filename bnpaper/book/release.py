@@ -125,7 +125,8 @@ def write(build_dir: Path, out_dir: Path, version: str | None = None) -> Path:
     top = f"bnpaper-{version}-{profile}"
     from bnpaper.book import pages
 
-    pages.refresh_landing(build_dir, profile, also=("release",))  # the page offers the archive written below
+    if (build_dir / "html" / "index.html").is_file():  # the page offers the archive written below
+        pages.refresh_landing(build_dir, profile, also=("release",))
     files = collect(build_dir, profile=profile)
     mtime = source_date(build_dir)
     payload = {name: path.read_bytes() for name, path in files.items()}

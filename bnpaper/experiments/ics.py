@@ -718,9 +718,9 @@ CLAIMS = confirmatory(
     checks={
         "wd-raises-effective-lr": (
             "true by construction: weight decay shrinks the weights' norm and nothing else changes the "
-            "learning rate, so lr / ||W||² can only grow; the ratio shows by how much",
+            "learning rate, so the effective rate $\\eta / \\Vert W \\Vert^2$ can only grow; the ratio shows by how much",
             "صحيح بالبناء: اضمحلال الأوزان يصغّر معيار الأوزان ولا شيء آخر يغيّر معدل التعلم، فلا يسع "
-            "lr / ||W||² إلا أن يكبر؛ وتُظهر النسبة بكم",
+            "المعدلَ الفعلي $\\eta / \\Vert W \\Vert^2$ إلا أن يكبر؛ وتُظهر النسبة بكم",
         ),
     },
 )
