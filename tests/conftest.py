@@ -40,3 +40,18 @@ def _one_worker(monkeypatch):
     """Unit tests train in-process (tests/test_engine.py checks the worker pool on its own)."""
     if "BNPAPER_WORKERS" not in os.environ:
         monkeypatch.setenv("BNPAPER_WORKERS", "1")
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """A copy of the bnpaper sources that the cache keys read (edits here touch no real file)."""
+    from bnpaper import cache
+
+    copy = tmp_path / "bnpaper"
+    shutil.copytree(cache.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE_DIR", copy)
+    for fn in (cache.module_closure, cache.modules_hash):
+        fn.cache_clear()
+    yield copy
+    for fn in (cache.module_closure, cache.modules_hash):
+        fn.cache_clear()

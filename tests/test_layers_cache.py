@@ -4,7 +4,6 @@ into another's private names; and the cache promise (a run's key follows only wh
 imports) holds for every experiment module: editing the presentation layer retrains nothing."""
 
 import ast
-import shutil
 
 import pytest
 
@@ -92,18 +91,6 @@ def test_no_module_imports_another_modules_private_names():
 
 
 # ----------------------------------------------------------------------------- the cache promise
-
-
-@pytest.fixture
-def package_copy(tmp_path, monkeypatch):
-    copy = tmp_path / "bnpaper"
-    shutil.copytree(cache.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(cache, "PACKAGE_DIR", copy)
-    for fn in (cache.module_closure, cache.modules_hash):
-        fn.cache_clear()
-    yield copy
-    for fn in (cache.module_closure, cache.modules_hash):
-        fn.cache_clear()
 
 
 RUN_MODULES = [f"bnpaper.experiments.{n}" for n in names()] + ["bnpaper.engine", "bnpaper.sweep"]

@@ -93,21 +93,6 @@ def test_cache_runs_once_per_config(tmp_cache):
     assert not list(tmp_cache.rglob("*.tmp"))
 
 
-@pytest.fixture
-def package_copy(tmp_path, monkeypatch):
-    """A copy of the bnpaper sources that the cache keys read (edits here touch no real file)."""
-    import shutil
-
-    copy = tmp_path / "bnpaper"
-    shutil.copytree(cache.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(cache, "PACKAGE_DIR", copy)
-    for fn in (cache.module_closure, cache.modules_hash):
-        fn.cache_clear()
-    yield copy
-    for fn in (cache.module_closure, cache.modules_hash):
-        fn.cache_clear()
-
-
 RUNS = {  # a run of each kind, by the module whose code it runs
     "verify": "bnpaper.experiments.verify",  # no training
     "trained": "bnpaper.engine",  # every trained network
