@@ -88,14 +88,13 @@ def record(
     data), with what it was measured under: the protocol's version and digest, the evaluation seeds,
     the run lengths (the experiment's profile settings as the chapter used them), and the config and
     store key of the run that produced it (`run`: the name the chapter's `cached` call gives it)."""
-    known = by_id()
+    known = {c.id: (c, m) for c, m in owned()}  # claim id -> (claim, its experiment module)
     if claim_id not in known:
         raise UnknownNameError(f"unknown claim {claim_id!r}; known: {', '.join(known)}")
-    claim = known[claim_id]
+    claim, module = known[claim_id]
     if claim.protocol is None:
         raise ValueError(f"claim {claim_id!r} is not testable here; nothing to record")
     path = ledger_dir() / profile / data_key(data_dir) / f"{claim_id}.json"
-    module = dict((c.id, m) for c, m in owned())[claim_id]
     content = {
         "claim": claim_id,
         "protocol_version": claim.protocol.version,
@@ -173,7 +172,7 @@ def rows(
             continue
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
-            why = prereg.check_record(rec, c, entry, profile)
+            why = prereg.check_record(rec, entry, profile)
             if why:
                 row["problem"] = why
                 continue

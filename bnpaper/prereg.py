@@ -17,6 +17,7 @@ otherwise it says which of these differs and shows the claim as not run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -122,6 +123,7 @@ def lock(claims_with_modules: list[tuple[Claim, str]], path: Path | None = None)
     return added
 
 
+@functools.cache  # one git query per digest per process: history does not change mid-build
 def locked_in(digest_value: str, path: Path | None = None) -> str:
     """The short hash of the first commit whose protocols.lock holds this digest ("uncommitted"
     when none does yet, "no git" outside a checkout)."""
@@ -140,7 +142,7 @@ def locked_in(digest_value: str, path: Path | None = None) -> str:
     return out[0] if out else "uncommitted"
 
 
-def check_record(rec: dict, claim: Claim, entry: dict, profile: str) -> str:
+def check_record(rec: dict, entry: dict, profile: str) -> str:
     """Why a ledger record does not belong to the locked plan ("" when it does)."""
     if rec.get("digest") != entry["digest"]:
         return f"measured under protocol digest {rec.get('digest') or 'none'}, locked {entry['digest']}"
