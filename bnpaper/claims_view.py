@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from bnpaper import prereg
+from bnpaper import ledger, prereg
 from bnpaper.bidi import LRI, PDI, ltr
 from bnpaper.glossary import label as _label
 from bnpaper.protocol import SESOI_REASONS, Claim, Estimate, Protocol, digest, flags
@@ -266,6 +266,14 @@ def show(claim: Claim, measurement: dict, profile: str, lang: str) -> tuple[str,
     )
     md = result_line(claim, verdict, est, lang) + "\n\n" + folded(title, protocol_table(claim, lang))
     return md, verdict, est
+
+
+def report(claim: Claim, measurement: dict, lang: str, *, profile: str, **where) -> tuple[str, str, Estimate]:
+    """A chapter's one call per claim: store the measurement in the ledger with what it was
+    measured under (`where`: data_dir, n, data, seeds, lengths, config, run, as ledger.record takes
+    them), then judge it once and return show's (Markdown, verdict, estimate) for the chapter to glue."""
+    ledger.record(claim.id, measurement, profile=profile, **where)
+    return show(claim, measurement, profile, lang)
 
 
 def md_cell(text) -> str:

@@ -195,3 +195,34 @@ def test_recording_the_same_measurement_again_changes_nothing(folder):
     assert ledger.records_hash("quick") == h and path.read_text() == stamp
     record(m=LOWER)
     assert ledger.records_hash("quick") != h
+
+
+def test_a_chapter_reports_a_claim_in_one_call_that_records_and_judges_once(folder):
+    """claims_view.report, the chapters' one call per claim: the record lands in the ledger and the
+    verdict it returns is the one the ledger shows (one judgement, not two that could disagree)."""
+    from bnpaper import claims_view
+
+    claim = ledger.by_id()["fig1-accuracy"]
+    where = {"seeds": profiles.eval_seeds("quick"), "lengths": figure1.settings("quick"), "n": 10}
+    md, verdict, est = claims_view.report(claim, HIGHER, "en", profile="quick", **where)
+    assert verdict == row()["unadjusted"] == "holds" and est.n == 10 and "holds" in md
+    claims_view.report(claim, HIGHER, "en", profile="quick", **{**where, "seeds": list(range(10))})
+    assert row()["verdict"] == "not_run" and "seeds" in row()["problem"]  # the ledger refuses it
+
+
+def test_chapters_leave_settings_and_records_to_their_experiment_and_claims_view():
+    """Issue 24's rule: a chapter calls, plots and glues. Its experiment's numbers come from the
+    module (`<module>.settings(profile, steps)`, one scaling rule), and its ledger records from
+    claims_view.report; no chapter reads profiles.settings, calls ledger.record or divides steps."""
+    import re
+    from pathlib import Path
+
+    chapters = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9]*.md"))
+    assert len(chapters) >= 12
+    found = [
+        f"{p.name}:{i}: {line.strip()}"
+        for p in chapters
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"profiles\.settings|ledger\.record|steps //", line)
+    ]
+    assert not found, "\n".join(found)

@@ -20,6 +20,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import torch
 import torch.nn.functional as TF
@@ -32,6 +33,8 @@ from bnpaper.engine import trained_many
 from bnpaper.inference import bn_layers, fold_batchnorm
 from bnpaper.protocol import confirmatory
 from bnpaper.train import TrainConfig
+
+settings = partial(profiles.settings, "conv")  # (profile, steps=0) -> this experiment's numbers
 
 LR = 0.05  # SGD learning rate of the conv net (the paper gives none for it; fixed by hand, never read off test)
 

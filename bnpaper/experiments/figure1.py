@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -32,6 +33,8 @@ from bnpaper.protocol import Claim, Protocol, censored_median_ratio, confirmator
 from bnpaper.stats import mean_std
 from bnpaper.train import TrainConfig, accuracy, build_model
 from bnpaper.tuning import Tuning
+
+settings = partial(profiles.settings, "figure1")  # (profile, steps=0) -> this experiment's numbers
 
 PERCENTILES = (15, 50, 85)
 LR_GRID = tuple(0.01 * 2**k for k in range(11))  # 0.01 ... 10.24, a 2x grid

@@ -36,6 +36,7 @@ and without (He init), the ratio of the first to the last hidden layer's gradien
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -52,6 +53,8 @@ from bnpaper.experiments.figure1 import LR_GRID, paper_network, tuning_base
 from bnpaper.protocol import Claim, Protocol, confirmatory, log_ratio_t, one_sample_t, paired_t
 from bnpaper.train import TrainConfig, build_model
 from bnpaper.tuning import Tuning
+
+settings = partial(profiles.settings, "ics")  # (profile, steps=0) -> this experiment's numbers
 
 ARMS = ("no_bn", "bn", "noisy_bn", "bn_low_lr", "bn_wd")
 NOISE = 1.0  # BNNoise level: shift ~ U(-1, 1), scale ~ U(1, 2) per unit and step

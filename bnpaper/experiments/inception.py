@@ -31,12 +31,15 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from bnpaper import profiles
 from bnpaper.engine import trained_many
 from bnpaper.protocol import Claim, Estimate, Protocol, censored_median_ratio, confirmatory, paired_t
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
+
+settings = partial(profiles.settings, "inception")  # (profile, steps=0) -> this experiment's numbers
 
 MODELS = ("Baseline", "BN-Baseline", "BN-x5", "BN-x30", "BN-x5-Sigmoid", "Inception-Sigmoid")
 # Sec. 4.2.1's changes that apply here, each alone (the ablation); "higher lr" is the 5x of BN-x5

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -42,8 +43,7 @@ NEAR_ONE = (0.5, 2.0)  # "close to 1": a singular value within a factor 2 of 1
 DEEP_LRS = tuple(2.0**k for k in range(-8, 2))  # 2x grid for each deep sigmoid arm: 1/256 .. 2
 
 
-def settings(profile: str) -> dict:
-    return profiles.settings(EXPERIMENT, profile)
+settings = partial(profiles.settings, EXPERIMENT)  # (profile, steps=0) -> this experiment's numbers
 
 
 def mlp_config(profile: str, device: str = "cpu", data_dir: str = "", **kw) -> TrainConfig:

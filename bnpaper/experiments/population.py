@@ -19,17 +19,20 @@ from __future__ import annotations
 import copy
 import statistics
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import torch
 from torch import nn
 
 from bnpaper import data as data_mod
-from bnpaper import protocol
+from bnpaper import profiles, protocol
 from bnpaper.device import resolve_device
 from bnpaper.engine import trained, trained_many
 from bnpaper.inference import bn_layers, estimate_population_statistics
 from bnpaper.protocol import confirmatory
 from bnpaper.train import TrainConfig, accuracy
+
+settings = partial(profiles.settings, "population")  # (profile, steps=0) -> this experiment's numbers
 
 
 def _training_batches(x: torch.Tensor, m: int, k: int, seed: int) -> list[torch.Tensor]:

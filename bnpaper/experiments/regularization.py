@@ -21,6 +21,7 @@ import copy
 import math
 import statistics
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import torch
 
@@ -35,6 +36,8 @@ from bnpaper.models import Dropout
 from bnpaper.protocol import confirmatory
 from bnpaper.train import TrainConfig
 from bnpaper.train import train as train_loop
+
+settings = partial(profiles.settings, "regularization")  # (profile, steps=0) -> this experiment's numbers
 
 # ----------------------------------------------------------------------------- cells and tuning
 

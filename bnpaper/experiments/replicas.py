@@ -19,6 +19,7 @@ Two parts:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import torch
 
@@ -31,6 +32,8 @@ from bnpaper.experiments.figure1 import LR_GRID, paper_network, tuning_base
 from bnpaper.protocol import Claim, Protocol, confirmatory, exact, paired_t
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
+
+settings = partial(profiles.settings, "replicas")  # (profile, steps=0) -> this experiment's numbers
 
 REPLICAS = (1, 2, 4, 8)  # k: replicas sharing one global batch (1 = one process, or synchronized BN)
 GLOBAL_BATCH = 64  # examples per step over all replicas (the paper's MNIST runs use 60; 64 splits 8 ways)

@@ -15,6 +15,7 @@ experiments/_template.py): `TrainConfig.norm`, the engine, tuned arms, `Protocol
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from bnpaper import counting, profiles
 from bnpaper.engine import map_tasks, train_many
@@ -22,6 +23,8 @@ from bnpaper.experiments.figure1 import LR_GRID, paper_network
 from bnpaper.protocol import Claim, Protocol, confirmatory, paired_t
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
+
+settings = partial(profiles.settings, "successors")  # (profile, steps=0) -> this experiment's numbers
 
 SMALL_BATCH = 4  # the small-batch question's mini-batch (Ioffe 2017's microbatches are 4 examples)
 CONV_BATCH = 64

@@ -10,12 +10,16 @@ the same function.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as TF
 
 from bnpaper import functional as F
+from bnpaper import profiles
 from bnpaper.autograd import BatchNormFast, BatchNormReference, batch_norm_train
+
+settings = partial(profiles.settings, "verify")  # (profile, steps=0) -> this experiment's numbers
 
 
 @dataclass
