@@ -286,24 +286,109 @@ def _train_row(model: str, mode: str, runs: int, per_run: float, single: float) 
     }
 
 
+def step_flops(name: str) -> int:
+    """Matrix-product and convolution FLOPs of one SGD step of one run of a book network (forward and
+    backward at its chapter's mini-batch size), as torch.utils.flop_counter counts them. Elementwise
+    work (BN, the nonlinearities, the update) is not counted: it is what the peak cannot measure."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bnpaper.train import TrainConfig, build_model
+
+    cfg = TrainConfig(**TRAIN_MODELS[name], steps=1)
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    x = torch.rand(cfg.batch_size, 1, 28, 28)  # (m, 1, 28, 28): the book's digits
+    y = torch.randint(0, 10, (cfg.batch_size,))
+    with FlopCounterMode(display=False) as counter:
+        TF.cross_entropy(model(x), y).backward()
+    return int(counter.get_total_flops())
+
+
+def _flops_per_s(fn: Callable, flops: float, repeats: int = 7) -> float:
+    fn()  # warm up: allocations, oneDNN's kernel choice
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return flops / statistics.median(times)
+
+
+def machine_peak(threads: int) -> dict:
+    """The machine's sustained float32 throughput (FLOP/s) on `threads` torch threads: a large
+    matrix product (1024^3, the best this CPU's BLAS does), the MLP's first layer as the engine
+    multiplies it (10 runs' (60, 784) x (784, 100) as one bmm) and a convolution at the conv net's
+    shapes (forward, 3 x 3). The fraction of peak in the training table is against `matmul` for the
+    MLP and `conv` for the conv nets."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(0)
+        a, b = torch.randn(1024, 1024, generator=g), torch.randn(1024, 1024, generator=g)
+        xa, wa = torch.randn(10, 60, 784, generator=g), torch.randn(10, 784, 100, generator=g)
+        xc, wc = torch.randn(64, 32, 14, 14, generator=g), torch.randn(64, 32, 3, 3, generator=g)
+        conv_flops = 2 * 64 * 64 * 14 * 14 * 32 * 9  # (N, C_out, H, W) outputs x C_in x 3 x 3 MACs
+        return {
+            "threads": threads,
+            "matmul": _flops_per_s(lambda: torch.mm(a, b), 2 * 1024**3),
+            "mlp_layer_bmm": _flops_per_s(lambda: torch.bmm(xa, wa), 2 * 10 * 60 * 784 * 100),
+            "conv": _flops_per_s(lambda: TF.conv2d(xc, wc, padding=1), conv_flops),
+        }
+    finally:
+        torch.set_num_threads(old)
+
+
+def add_fraction_of_peak(rows: list[dict], peaks: dict[int, dict], flops: dict[str, int]) -> list[dict]:
+    """Each row's achieved FLOP/s (its steps per second x the step's counted FLOPs) and that as a
+    fraction of the peak measured on the threads the mode uses (`batched`: 1; `single` and
+    `batched+cores`: all of them, as one run's threads or as one process per core)."""
+    most = max(peaks)
+    for r in rows:
+        peak = peaks[1 if r["mode"] == "batched" else most]["matmul" if r["model"] == "mlp" else "conv"]
+        r["gflop_per_s"] = r["steps_per_s_per_run"] * flops[r["model"]] / 1e9
+        r["fraction_of_peak"] = r["gflop_per_s"] * 1e9 / peak
+    return rows
+
+
+def format_peak(peaks: dict[int, dict]) -> str:
+    lines = ["measured peak, GFLOP/s (float32):  threads  matmul 1024^3  MLP layer bmm  conv 3x3"]
+    for t, p in sorted(peaks.items()):
+        lines.append(
+            f"{'':34}{t:>8} {p['matmul'] / 1e9:>14.1f} {p['mlp_layer_bmm'] / 1e9:>14.1f} "
+            f"{p['conv'] / 1e9:>9.1f}"
+        )
+    return "\n".join(lines)
+
+
 def format_train_table(rows: list[dict]) -> str:
-    head = f"{'model':<10} {'mode':<28} {'runs':>5} {'steps/s/run':>12} {'x single':>9}  goal"
+    head = (
+        f"{'model':<10} {'mode':<28} {'runs':>5} {'steps/s/run':>12} {'x single':>9} {'GFLOP/s':>8} "
+        f"{'of peak':>8}  goal"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         goal = TRAIN_GOALS.get((r["model"], r["runs"])) if r["mode"].startswith("batched+cores") else None
         verdict = f">= {goal}x: {'met' if r['ratio_to_single'] >= goal else 'MISSED'}" if goal else ""
+        peak = (
+            f"{r['gflop_per_s']:>8.2f} {r['fraction_of_peak']:>8.1%}" if "gflop_per_s" in r else f"{'':>17}"
+        )
         lines.append(
             f"{r['model']:<10} {r['mode']:<28} {r['runs']:>5} {r['steps_per_s_per_run']:>12.1f} "
-            f"{r['ratio_to_single']:>9.2f}  {verdict}"
+            f"{r['ratio_to_single']:>9.2f} {peak}  {verdict}"
         )
     return "\n".join(lines)
 
 
 def main_train(device: str, out_dir: Path) -> list[dict]:
     rows = train_bench(device)
+    peaks: dict[int, dict] = {}
+    if resolve_device(device).type == "cpu":  # the peak is measured on the CPU's threads
+        peaks = {t: machine_peak(t) for t in sorted({1, torch.get_num_threads()})}
+        add_fraction_of_peak(rows, peaks, {name: step_flops(name) for name in TRAIN_MODELS})
+        print(format_peak(peaks))
     print(format_train_table(rows))
     path = out_dir / f"train-{resolve_device(device).type}.json"
-    write_json_atomic(path, rows)
+    write_json_atomic(path, {"rows": rows, "peak": {str(t): p for t, p in peaks.items()}})
     print(f"wrote {path}")
     return rows
 
