@@ -31,6 +31,7 @@ import concurrent.futures
 import copy
 import ctypes
 import dataclasses
+import functools
 import multiprocessing
 import os
 import signal
@@ -45,6 +46,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from bnpaper import cache, cpus
 from bnpaper import data as data_mod
+from bnpaper.autograd import has_compiler
 from bnpaper.device import resolve_device
 from bnpaper.errors import ConfigError, EnvironmentProblem
 from bnpaper.models import BNNoise, Dropout
@@ -434,8 +436,8 @@ def _train_group(
     n_sum = torch.zeros(R, dtype=torch.float64, device=device)
     eval_steps, val_acc, losses = [], [], []
 
-    def loss_fn(p, b, x, y):
-        return TF.cross_entropy(functional_call(runs.template, (p, b), (x,)), y)
+    loss_of = batched_loss(runs, cfg0.step)  # (params, buffers, x, y) -> (R,)
+    update = _sgd_update if cfg0.step == "eager" or not has_compiler(STEP_NOTICE) else _compiled_update()
 
     t0 = time.perf_counter()
     for step in progress(range(1, cfg0.steps + 1), desc=f"{desc} ({R} runs)"):
@@ -455,7 +457,7 @@ def _train_group(
         old_buffers = {k: v.clone() for k, v in runs.buffers.items() if not v.is_floating_point()}
         old_flat_buffers = runs.flat_buffers.clone()
         params = runs.leaf_params()
-        loss = vmap(loss_fn, randomness="error")(params, {**runs.buffers, **runs.masks}, xb, yb)  # (R,)
+        loss = loss_of(params, {**runs.buffers, **runs.masks}, xb, yb)  # (R,)
         finite = torch.isfinite(loss)
         diverged_at = torch.where(alive & ~finite, step, diverged_at)
         was_alive, alive = alive, alive & finite
@@ -464,10 +466,7 @@ def _train_group(
             # SGD as torch.optim.SGD (d_p = g + wd p; buf = momentum buf + d_p; p -= lr buf), in place on
             # (R, P); a diverged run's step is zeroed, so it stays where it was (it never trains again)
             grad = runs.flat_grad(grads, out=grad)
-            dead = ~alive.view(R, 1)
-            grad.addcmul_(runs.flat, wd)
-            buf.mul_(momentum).add_(grad).masked_fill_(dead, 0.0)
-            runs.flat.addcmul_(buf, torch.where(dead, 0.0, -lr).to(runs.flat.dtype))
+            update(runs.flat, buf, grad, wd, momentum, lr, ~alive.view(R, 1))
             runs.flat_buffers.copy_(torch.where(was_alive.view(R, 1), runs.flat_buffers, old_flat_buffers))
             for name, old in old_buffers.items():
                 runs.buffers[name].copy_(torch.where(was_alive, runs.buffers[name], old))
@@ -517,6 +516,49 @@ def _train_group(
         }
         out.append((models[r], hist))
     return out
+
+
+STEP_NOTICE = "TrainConfig.step = 'compiled'"
+
+
+def _vmapped_loss(template: nn.Module) -> Callable:
+    def loss_fn(p, b, x, y):  # one run: its parameters, buffers, mini-batch -> its mean loss
+        return TF.cross_entropy(functional_call(template, (p, b), (x,)), y)
+
+    return lambda params, buffers, x, y: vmap(loss_fn, randomness="error")(params, buffers, x, y)
+
+
+def batched_loss(runs: Runs, step: str = "eager") -> Callable:
+    """The R runs' losses (R,) as a function of (params, buffers, x, y), each {name: (R, ...)}.
+
+    "eager" (the reference): vmap over functional_call of the template, whose BN layers carry the
+    hand-derived backward. "compiled": the same network with its BN written in plain operations
+    (impl="traced": the hand-written autograd Functions update tensors in place, which a compiled
+    graph cannot contain) through torch.compile, whose AOTAutograd derives the backward and fuses
+    it with the forward's elementwise work. Compiled once per network shape and number of runs
+    (dynamic=False), in each process; where there is no C++ compiler the reference runs, with a
+    notice. tests/test_engine_compiled.py holds the compiled step to the reference."""
+    if step == "eager" or not has_compiler(STEP_NOTICE):
+        return _vmapped_loss(runs.template)
+    traced = copy.deepcopy(runs.template)
+    for m in traced.modules():
+        if hasattr(m, "impl"):
+            m.impl = "traced"
+    return torch.compile(_vmapped_loss(traced), dynamic=False)
+
+
+def _sgd_update(flat, buf, grad, wd, momentum, lr, dead) -> None:
+    """torch.optim.SGD's step (d_p = g + wd p; buf = momentum buf + d_p; p -= lr buf; dampening 0,
+    no Nesterov), in place on (R, P); a diverged run's step is zeroed, so it stays where it was."""
+    grad.addcmul_(flat, wd)
+    buf.mul_(momentum).add_(grad).masked_fill_(dead, 0.0)
+    flat.addcmul_(buf, torch.where(dead, 0.0, -lr).to(flat.dtype))
+
+
+@functools.cache
+def _compiled_update() -> Callable:
+    """_sgd_update as one fused loop over (R, P) (torch.compile; compiled once per process)."""
+    return torch.compile(_sgd_update, dynamic=False)
 
 
 def _dropout_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:

@@ -44,8 +44,9 @@ class BatchNorm(nn.Module):
             Default: True.
         track_running_stats: keep running_mean / running_var; if False, eval mode also uses
             batch statistics. Default: True.
-        impl: "fast" (default), "reference" (Alg. 1 and the six backward steps as written) or
-            "compiled" (torch.compile of the fast path, eager where no C++ compiler exists).
+        impl: "fast" (default), "reference" (Alg. 1 and the six backward steps as written),
+            "compiled" (torch.compile of the fast path, eager where no C++ compiler exists) or
+            "traced" (Alg. 1 in plain operations with autograd's backward: the engine compiles it).
 
     Shape:
         Input (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W); output the same shape and memory

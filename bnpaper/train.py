@@ -52,6 +52,10 @@ class TrainConfig:
     data_dir: str = ""  # "" = embedded 5k MNIST; else a folder with the four IDX files
     device: str = "cpu"  # resolved device ("cpu" or "cuda")
     dtype: str = "float32"  # "float32", or "float64" for exactness tests
+    step: str = "eager"  # the engine's batched step: "eager" (the reference) or "compiled" (torch.compile)
+
+
+STEPS = ("eager", "compiled")  # TrainConfig.step: how bnpaper.engine runs a batched step
 
 
 def dropout_generator(seed: int) -> torch.Generator:
@@ -92,6 +96,8 @@ def check_numbers(cfg: TrainConfig) -> None:
     for name, ok, expected in rules:
         if not ok:
             raise ConfigError(f"{name} = {getattr(cfg, name)!r}: expected {expected}")
+    if cfg.step not in STEPS:
+        raise ConfigError(f"step = {cfg.step!r}: expected one of {', '.join(STEPS)}")
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:

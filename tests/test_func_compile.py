@@ -98,6 +98,7 @@ def test_compiled_impl_matches_fast():
 def test_compiled_impl_falls_back_with_a_notice(monkeypatch):
     monkeypatch.setattr(A.shutil, "which", lambda _name: None)
     A._compiled.cache_clear()
+    A.has_compiler.cache_clear()
     try:
         x = torch.randn(8, 3, dtype=torch.float64)
         with pytest.warns(RuntimeWarning, match="C\\+\\+ compiler"):
@@ -109,6 +110,7 @@ def test_compiled_impl_falls_back_with_a_notice(monkeypatch):
         assert torch.equal(y, ref) and torch.equal(y2, ref)
     finally:
         A._compiled.cache_clear()
+        A.has_compiler.cache_clear()
 
 
 @pytest.mark.parametrize("impl", ["fast", "reference"])

@@ -13,7 +13,7 @@ TORCH_BN = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.Batch
 
 @pytest.mark.parametrize("shape", [(20, 6), (10, 6, 9), (8, 6, 5, 5), (4, 6, 3, 3, 3)])
 @pytest.mark.parametrize("momentum", [0.1, 0.3, None])
-@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("impl", ["fast", "reference", "traced"])
 def test_running_stats_match_torch(shape, momentum, impl):
     torch.manual_seed(0)
     ours = BatchNorm(shape[1], momentum=momentum, impl=impl).double()

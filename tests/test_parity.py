@@ -86,7 +86,7 @@ def test_state_dict_both_directions(kwargs):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("impl", ["fast", "reference", "traced"])
 def test_channels_last_and_noncontiguous(impl):
     torch.manual_seed(1)
     base = torch.randn(6, 5, 4, 7, dtype=torch.float64)
@@ -109,7 +109,7 @@ def test_channels_last_and_noncontiguous(impl):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("impl", ["fast", "reference", "traced"])
 def test_low_precision_keeps_float32_statistics(dtype, impl):
     torch.manual_seed(2)
     x = (torch.randn(16, 3, 5, 5) * 4 + 10).to(dtype)

@@ -15,7 +15,7 @@ from bnpaper.layers import BatchNorm
 SHAPES = {"fc": (7, 3), "conv": (3, 2, 3, 3)}
 
 
-@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("impl", ["fast", "reference", "traced"])
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
 @pytest.mark.parametrize("affine", [True, False])
 def test_gradgradcheck(impl, shape, affine):
@@ -61,7 +61,7 @@ def _hvp(model: nn.Module, x: torch.Tensor, target: torch.Tensor, v: list[torch.
     return torch.autograd.grad(dot, inputs)
 
 
-@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("impl", ["fast", "reference", "traced"])
 @pytest.mark.parametrize("conv", [False, True], ids=["fc", "conv"])
 @pytest.mark.parametrize("wrt_input", [False, True], ids=["params", "input"])
 def test_hessian_vector_products_match_plain_autograd(impl, conv, wrt_input):
