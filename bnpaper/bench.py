@@ -228,6 +228,7 @@ TRAIN_MODELS = {  # the book's three networks at their chapters' mini-batch size
     "inception": {"model": "inception", "batch_size": 32, "init": "he"},
 }
 TRAIN_STEPS = {"mlp": 300, "convnet": 60, "inception": 20}
+COMPILED_MODELS = ("mlp",)  # the engine batches the MLP only (engine.BATCHED_MODELS); see test_engine
 TRAIN_GOALS = {("mlp", 10): 4.0, ("convnet", 10): 2.0}  # batched+cores vs single, 10 runs (issue 10)
 
 
@@ -266,6 +267,12 @@ def train_bench(
                 rows.append(
                     _train_row(name, "batched", R, R * steps / (R * res[0][1]["train_seconds"]), single)
                 )
+                if name in COMPILED_MODELS:  # the compiled step: once cold (compiling), once warm
+                    cfgs = [replace(base, seed=s, step="compiled") for s in range(R)]
+                    cold = engine.train_many(cfgs, workers=1, batch=True)[0][1]["train_seconds"] * R
+                    warm = engine.train_many(cfgs, workers=1, batch=True)[0][1]["train_seconds"] * R
+                    row = _train_row(name, "batched compiled", R, R * steps / warm, single)
+                    rows.append({**row, "compile_seconds": cold - warm})
             workers = engine.pool_size()
             quick = replace(base, steps=2, eval_every=2)  # start the worker processes before timing
             engine.train_many([replace(quick, seed=s) for s in range(10)], workers=workers)
@@ -372,6 +379,8 @@ def format_train_table(rows: list[dict]) -> str:
         peak = (
             f"{r['gflop_per_s']:>8.2f} {r['fraction_of_peak']:>8.1%}" if "gflop_per_s" in r else f"{'':>17}"
         )
+        if "compile_seconds" in r:
+            verdict = f"(compiling: {r['compile_seconds']:.1f} s, once per shape and process)"
         lines.append(
             f"{r['model']:<10} {r['mode']:<28} {r['runs']:>5} {r['steps_per_s_per_run']:>12.1f} "
             f"{r['ratio_to_single']:>9.2f} {peak}  {verdict}"

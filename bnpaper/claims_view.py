@@ -197,7 +197,14 @@ def rule_text(p: Protocol, lang: str) -> str:
 
 
 def verdict_label(verdict: str, lang: str) -> str:
+    """The verdict as a label (a table cell, a heading): "holds", "inconclusive"."""
     return _label("v_" + verdict, lang)
+
+
+def verdict_predicate(verdict: str, lang: str) -> str:
+    """The verdict as the predicate of a sentence about the claim: "the claim {holds | is
+    inconclusive | was not run}"; chapters glue this one into their prose."""
+    return _label("vp_" + verdict, lang)
 
 
 def protocol_table(claim: Claim, lang: str) -> str:

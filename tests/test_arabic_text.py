@@ -184,3 +184,22 @@ def test_arabic_prose_and_captions_keep_formulas_in_math():
         if found:
             bad[path.name] = found
     assert bad == {}, f"formulas outside math in Arabic text: {bad}"
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("ميلاً متوسطه -0.43 هنا", "ميلاً متوسطه \u2066-0.43\u2069 هنا"),
+        ("فرق +0.0534 و−2%", "فرق \u2066+0.0534\u2069 و\u2066−2%\u2069"),
+        ("(-0.014)", "(\u2066-0.014\u2069)"),
+        ("الفصول 09-11 و3.5-4", "الفصول 09-11 و3.5-4"),  # a hyphen between digits is no sign
+        ("x - 1 و1e-5 وa-1", "x - 1 و1e-5 وa-1"),  # a spaced operator, an exponent, a name
+        ("\u2066-0.5 [−1, 0]\u2069", "\u2066-0.5 [−1, 0]\u2069"),  # already isolated: left alone
+    ],
+)
+def test_signed_numbers_are_isolated_in_arabic_prose(text, expected):
+    from bnpaper.bidi import isolate_signed_numbers, loose_signed_numbers
+
+    assert isolate_signed_numbers(text) == expected
+    assert loose_signed_numbers(expected) == []
+    assert (loose_signed_numbers(text) == []) == (text == expected)

@@ -250,6 +250,21 @@ def test_arabic_pages_have_no_english(smoke_book):
     )
 
 
+def test_arabic_signed_numbers_keep_their_sign_in_front(smoke_book):
+    """Issue 27: a signed number in an Arabic page ("-0.43") must be isolated left-to-right, or the
+    browser shows "0.43-". Every page's visible text, outside code and math, prose, captions and
+    tables alike."""
+    from bnpaper.bidi import loose_signed_numbers
+    from bnpaper.book.audit import visible_text
+
+    loose = {}
+    for page in sorted((smoke_book / "ar").glob("*.html")):
+        found = loose_signed_numbers(visible_text(page.read_text(encoding="utf-8")))
+        if found:
+            loose[page.name] = found[:8]
+    assert loose == {}, f"signed numbers not isolated in Arabic pages: {loose}"
+
+
 def test_arabic_citations_read_in_arabic(smoke_book):
     """«Ioffe و Szegedy، 2015», «Yang وآخرون، 2019», and «؛» between the works of one citation."""
     import re

@@ -69,6 +69,38 @@ def _localize_citations(app, doctree, docname):
                 after.parent.replace(after, nodes.Text("؛ "))
 
 
+def _isolate_signed_numbers(app, doctree, docname):
+    """Arabic edition: a signed number in prose (typed or glued: "-0.43", "+0.0534") is isolated
+    left-to-right (bidi.isolate_signed_numbers), or the browser shows "0.43-". Code, math and raw
+    output keep their text."""
+    from docutils import nodes
+
+    from bnpaper.bidi import isolate_signed_numbers
+
+    if app.config.language != "ar":
+        return
+    keep = (
+        nodes.literal,
+        nodes.literal_block,
+        nodes.math,
+        nodes.math_block,
+        nodes.raw,
+        nodes.FixedTextElement,
+    )
+    for text in list(doctree.findall(nodes.Text)):
+        if isinstance(text.parent, keep) or any(isinstance(a, keep) for a in _ancestors(text)):
+            continue
+        new = isolate_signed_numbers(text.astext())
+        if new != text.astext():
+            text.parent.replace(text, nodes.Text(new))
+
+
+def _ancestors(node):
+    while node.parent is not None:
+        node = node.parent
+        yield node
+
+
 def _finish_pages(app, exc):
     """After the build: dir="rtl" on every page of a right-to-left edition, the theme's own
     strings that Sphinx's catalog leaves in English (editions.yml theme_strings), and the
@@ -108,5 +140,6 @@ def setup(app):
     app.connect("builder-inited", _css)
     app.connect("html-page-context", _switch)
     app.connect("doctree-resolved", _localize_citations)
+    app.connect("doctree-resolved", _isolate_signed_numbers)
     app.connect("build-finished", _finish_pages)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

@@ -820,10 +820,10 @@ _SAID = {  # (English, Arabic) sentences, picked by verdict; {x} are numbers the
     },
     "bn-gain-from-lr": {
         "holds": (
-            "And BN's gain over itself comes from the larger learning rate it allows: held to the rate of "
-            "the network without BN, it ends lower.",
-            "ويأتي مكسب الشبكة المطبَّعة على نفسها من معدل التعلم الأكبر الذي يسمح به تطبيع الحزمة: فإذا "
-            "قُيِّدت بمعدل الشبكة غير المطبَّعة انتهت أدنى.",
+            "And part of what BN gains comes from the larger learning rate it allows: the same BN network "
+            "held to the rate of the network without BN ends lower than at its own rate.",
+            "ويأتي جزء مما يكسبه تطبيع الحزمة من معدل التعلم الأكبر الذي يسمح به: فالشبكة المطبَّعة نفسها، "
+            "إذا قُيِّدت بمعدل الشبكة غير المطبَّعة، تنتهي أدنى مما تنتهي إليه بمعدلها الخاص.",
         ),
         "other": (
             "These runs do not show that BN's gain comes from the larger learning rate it allows.",
