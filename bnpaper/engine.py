@@ -23,6 +23,12 @@ has diverged) and at the end.
 
 `tests/test_engine.py` holds run r of a batched training to a separate `train.train` with the same
 config to 1e-9 in float64: losses, weights and running statistics.
+
+TrainConfig.step = "compiled" runs the same step through torch.compile (`batched_loss`,
+`_compiled_update`): BN in plain operations (impl="traced") so that AOTAutograd derives and fuses
+the backward, and the SGD update as one loop. It equals the eager step to 1e-9 in float64 and to
+float32 rounding for the MLP (tests/test_engine.py); the eager step stays the default, the reference
+and the fallback. `bnpaper bench --train` gives its speed and compile cost (BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -235,9 +235,9 @@ def execute(
     seconds = time.perf_counter() - t0
     nb = nbformat.read(tmp_out, as_version=4)
     nb.metadata.setdefault("mystnb", {})["execution_mode"] = "off"  # rendered as executed
-    for cell in nb.cells:  # papermill does not copy the parameters cell's tags to its injected cell
-        if "injected-parameters" in cell.metadata.get("tags", []):
-            cell.metadata["tags"] = [*cell.metadata["tags"], "hide-input"]
+    for cell in nb.cells:  # papermill's injected cell repeats the parameters cell with this build's
+        if "injected-parameters" in cell.metadata.get("tags", []):  # values (the status line states
+            cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]  # them): no empty toggle
     separate_figure_outputs(nb)
     nbformat.write(nb, tmp_out)
     os.replace(tmp_out, out)  # the executed notebook appears whole or not at all
