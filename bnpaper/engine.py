@@ -67,10 +67,11 @@ from bnpaper.train import (
     train,
 )
 
-# Networks whose runs train batched. `bnpaper bench --train` on a 2-core CPU: batching 10 runs of the
-# MLP gives 1.4x the throughput of one run at a time (per-step Python overhead dominates it), while
-# for the conv nets the convolutions' arithmetic dominates and a grouped convolution over R runs
-# costs what R convolutions cost, so their runs train one by one, spread over the worker processes.
+# Networks whose runs train batched. `bnpaper bench --train` on a 2-core CPU (BENCHMARKS.md): 10 MLP
+# runs batched give 1.6x one run at a time per thread (1.8x that again compiled), while a conv net's
+# runs batched cost more than one by one (0.3-0.5x per thread: a grouped convolution over R runs is
+# no cheaper than R convolutions, and BN's passes, 38% of a conv-net step, grow with R), so their
+# runs train one by one, spread over the worker processes.
 BATCHED_MODELS = ("mlp",)
 
 # TrainConfig fields that may differ between the runs of one batched computation

@@ -171,6 +171,15 @@ def freeze(
     fp = frozen_profile(profile)
     frozen = read_frozen(fp)
     for key in keys or list(reg):
-        frozen[key] = tune(reg[key], fp, data_dir, device)
+        frozen[key] = with_history(tune(reg[key], fp, data_dir, device), frozen.get(key))
         write_json_atomic(frozen_path(fp), dict(sorted(frozen.items())))
     return frozen
+
+
+def with_history(new: dict, old: dict | None) -> dict:
+    """The frozen file is append-only: a re-tuned entry keeps every entry it replaces, newest first,
+    under "history" (what was chosen, on which grid, scores and seeds, with which source, when)."""
+    if old is None:
+        return new
+    past = [{k: v for k, v in old.items() if k != "history"}, *old.get("history", [])]
+    return {**new, "history": past}

@@ -2,6 +2,7 @@
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -190,6 +191,24 @@ def test_claims_ledger_page(smoke_book, lang):
         assert plain.index(words[:25]) > heading, c.id
 
 
+def test_every_ledger_record_names_the_run_that_made_it(smoke_book):
+    """Issues 24 and 25: every record a chapter writes carries its protocol's digest, the seeds, the
+    run lengths, and the config and store key of the run that produced it (claims_view.report)."""
+    import json
+
+    records = sorted((smoke_book.parent / "ledger" / "smoke").rglob("*.json"))
+    assert len(records) >= 30
+    missing = {}
+    for path in records:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        lacks = [k for k in ("digest", "seeds", "config") if not rec.get(k)]
+        if not re.fullmatch(r"[0-9a-f]{20}", rec.get("cache_key", "")):
+            lacks.append("cache_key")
+        if lacks:
+            missing[rec["claim"]] = lacks
+    assert missing == {}, f"records without their provenance: {missing}"
+
+
 def test_figure_data_is_downloadable(smoke_book):
     import json
 
@@ -263,15 +282,23 @@ def test_the_injected_parameters_cell_is_not_on_the_page(smoke_book, lang):
 
 
 def test_arabic_signed_numbers_keep_their_sign_in_front(smoke_book):
-    """Issue 27: a signed number in an Arabic page ("-0.43") must be isolated left-to-right, or the
-    browser shows "0.43-". Every page's visible text, outside code and math, prose, captions and
-    tables alike."""
+    """Issue 27: a signed number in Arabic prose ("-0.43") must be isolated left-to-right, or the
+    browser shows "0.43-". Every page's visible text outside code and math: prose, captions, lists.
+    Output table cells are left out: rtl.css gives them `unicode-bidi: plaintext`, so a cell without
+    an Arabic letter ("-0.22") is laid out left-to-right on its own."""
+    from bs4 import BeautifulSoup
+
     from bnpaper.bidi import loose_signed_numbers
     from bnpaper.book.audit import visible_text
 
+    css = (Path(__file__).parent.parent / "book" / "_static" / "rtl.css").read_text(encoding="utf-8")
+    assert re.search(r"div\.cell_output td[^{]*\{[^}]*unicode-bidi: plaintext", css)
     loose = {}
     for page in sorted((smoke_book / "ar").glob("*.html")):
-        found = loose_signed_numbers(visible_text(page.read_text(encoding="utf-8")))
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        for cell in soup.select("div.cell_output td, div.cell_output th"):
+            cell.decompose()
+        found = loose_signed_numbers(visible_text(str(soup)))
         if found:
             loose[page.name] = found[:8]
     assert loose == {}, f"signed numbers not isolated in Arabic pages: {loose}"

@@ -124,3 +124,21 @@ def test_execute_checks_the_chapters_own_profile(tmp_path, monkeypatch):
     monkeypatch.setattr(tuning, "missing", lambda profile: [])
     pipeline.execute_one("06", raw_params=[("profile", "smoke")], build_dir=tmp_path)
     assert ran and ran[0]["profile"] == "smoke"
+
+
+def test_retuning_keeps_what_it_replaces(frozen, monkeypatch):
+    """Issue 25: the frozen file is append-only. Re-tuning an entry keeps the one it replaces (and
+    that one's history) under "history", newest first; other entries are untouched."""
+    picks = iter([0.1, 1e-4, 1e4])
+    monkeypatch.setattr(tuning, "registry", lambda: {T.key: T})
+    monkeypatch.setattr(tuning, "tune", lambda t, p, d="", dev="cpu": {"key": t.key, "value": next(picks)})
+    frozen.write_text(json.dumps({"other/arm": {"value": 3.0}}))
+    tuning.freeze([T.key])
+    first = json.loads(frozen.read_text())
+    assert first[T.key] == {"key": T.key, "value": 0.1} and first["other/arm"] == {"value": 3.0}
+    tuning.freeze([T.key])
+    tuning.freeze([T.key])
+    entry = json.loads(frozen.read_text())[T.key]
+    assert entry["value"] == 1e4
+    assert [h["value"] for h in entry["history"]] == [1e-4, 0.1]
+    assert all("history" not in h for h in entry["history"])  # flat: one list, newest first
