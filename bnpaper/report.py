@@ -53,9 +53,29 @@ def publish_data(name: str, lang: str, **payload) -> Markdown:
 
 def status(lang: str, data: str, **fields) -> Markdown:
     """One line saying what a chapter runs, in its edition's language: the data, then each field
-    as 'label value' (labels from glossary.yml `status_<field>`; values as code: names, numbers and
-    lists as Python writes them, left-to-right in both editions)."""
+    as 'label value' (labels from glossary.yml `status_<field>`; values by `status_value`)."""
     from bnpaper.glossary import label
 
-    parts = [data] + [f"{label('status_' + k, lang)} `{v}`" for k, v in fields.items()]
+    parts = [data] + [f"{label('status_' + k, lang)} {status_value(v, lang)}" for k, v in fields.items()]
     return Markdown(" · ".join(parts))
+
+
+def status_value(v, lang: str) -> str:
+    """A status value as a reader writes it, not as Python prints it: consecutive whole numbers as a
+    range (500–509), other lists joined by the edition's comma, {arm: value} as `arm` value pairs,
+    numbers in their shortest form; numbers left-to-right in the Arabic edition."""
+    from bnpaper.bidi import ltr
+
+    comma = "، " if lang == "ar" else ", "
+    if isinstance(v, dict):
+        return comma.join(f"`{k}` {status_value(x, lang)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        ints = all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+        if ints and len(v) > 2 and list(v) == list(range(v[0], v[0] + len(v))):
+            return ltr(f"{v[0]}–{v[-1]}", lang)
+        return comma.join(status_value(x, lang) for x in v)
+    if isinstance(v, float):
+        return ltr(f"{v:g}", lang)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return ltr(f"{v:,}", lang)
+    return f"`{v}`"

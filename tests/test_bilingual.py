@@ -188,3 +188,26 @@ def test_chapter_source_errors(tmp_path):
     )
     with pytest.raises(ChapterError, match="tagged `parameters`"):
         read_chapter(p)
+
+
+@pytest.mark.parametrize(
+    "value,en,ar",
+    [
+        (list(range(500, 510)), "500–509", "\u2066500–509\u2069"),  # consecutive seeds: a range
+        ([0.01, 0.02], "0.01, 0.02", "\u20660.01\u2069، \u20660.02\u2069"),  # a grid: the edition's comma
+        ([0, 2, 3], "0, 2, 3", "\u20660\u2069، \u20662\u2069، \u20663\u2069"),  # not consecutive: listed
+        (
+            {"no_bn": 0.64, "bn": 1.28},
+            "`no_bn` 0.64, `bn` 1.28",
+            "`no_bn` \u20660.64\u2069، `bn` \u20661.28\u2069",
+        ),
+        (5000, "5,000", "\u20665,000\u2069"),
+        ("cpu", "`cpu`", "`cpu`"),
+    ],
+)
+def test_status_values_read_as_prose_not_python(value, en, ar):
+    """Issue 27: a chapter's status line wrote «البذور [0, 1, …, 9] · {'no_bn': 0.64}»."""
+    from bnpaper.report import status_value
+
+    assert status_value(value, "en") == en and status_value(value, "ar") == ar
+    assert "[" not in status_value(value, "en") and "{" not in status_value(value, "en")
