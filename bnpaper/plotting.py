@@ -144,7 +144,9 @@ def show(fig=None, panels: bool = True) -> None:
 
 
 def band(ax, x, runs, label: str, **kw):
-    """Mean over runs as a line, +- one std as a shaded band; runs: list of equal-length lists.
+    """Mean over runs as a line, +- one std as a shaded band, clipped to the range the runs span at
+    each point (a band never shows an accuracy above 1 or a norm below 0 that no run reached: one
+    failed seed can make the std larger than the distance to the bound); runs: equal-length lists.
 
     Runs that stopped early (diverged) are left out of the band and drawn thin and dashed.
     """
@@ -155,7 +157,8 @@ def band(ax, x, runs, label: str, **kw):
         a = np.asarray(full, dtype=float)  # (runs, points)
         mean, std = a.mean(0), a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1])
         (line,) = ax.plot(x, mean, label=f"{label} (n={len(full)})", **kw)
-        ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=line.get_color())
+        lo, hi = np.maximum(mean - std, a.min(0)), np.minimum(mean + std, a.max(0))
+        ax.fill_between(x, lo, hi, alpha=0.2, color=line.get_color())
     for r in runs:
         if len(r) != len(x):
             ax.plot(x[: len(r)], r, ls="--", lw=0.8, **kw)

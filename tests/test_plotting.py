@@ -138,3 +138,20 @@ def test_subplots_hand_out_axes_in_reading_order(lang):
     assert all((r[0] > r[1] > r[2]) if rtl else (r[0] < r[1] < r[2]) for r in x0)
     assert y0[0][0] > y0[1][0]  # rows stay top to bottom
     assert first == [plotting.panel(0, lang)] and order == rtl
+
+
+def test_a_band_stays_within_what_the_runs_reached():
+    """Issue 27: nine runs near accuracy 0.99 and one at chance give a std (0.28) larger than the
+    distance to 1.0; the band must not show an accuracy above the best run or below the worst."""
+    import numpy as np
+
+    from bnpaper import plotting
+
+    runs = [[0.98 + 0.001 * i, 0.99] for i in range(9)] + [[0.1, 0.1]]
+    fig, ax = plotting.plt.subplots()
+    plotting.band(ax, [1, 2], runs, "arm")
+    ys = np.concatenate([p.vertices[:, 1] for c in ax.collections for p in c.get_paths()])
+    a = np.asarray(runs)
+    assert ys.max() <= a.max() + 1e-12 and ys.min() >= a.min() - 1e-12
+    assert a.mean(0).max() + a.std(0, ddof=1).max() > 1.0  # unclipped, it would have crossed 1.0
+    plotting.plt.close(fig)
