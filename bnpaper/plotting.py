@@ -127,6 +127,8 @@ def show(fig=None, panels: bool = True) -> None:
     as each edition reads), check it, then show it."""
     fig = fig or plt.gcf()
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    if _lang == "ar":
+        plain_log_ticks(fig)
     if panels and len(axes) > 1:
         rtl = _lang == "ar"
         axes = sorted(axes, key=lambda ax: _grid_cell(ax, rtl))  # reading order: rows, then columns
@@ -141,6 +143,19 @@ def show(fig=None, panels: bool = True) -> None:
             )
     check(fig)
     plt.show()
+
+
+def plain_log_ticks(fig) -> None:
+    """Arabic edition: log-axis tick labels as plain text (1e-01), not mathtext (10^{-1}). Mathtext
+    sets them in the edition's first font, which has no U+2212 minus and no x: matplotlib logs a
+    substitution (not a warning) and draws a box, which the page showed as 10¤1."""
+    from matplotlib import ticker
+
+    for ax in fig.axes:
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale == "log":
+                axis.set_major_formatter(ticker.LogFormatter())
+                axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False))
 
 
 def band(ax, x, runs, label: str, **kw):

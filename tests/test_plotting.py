@@ -155,3 +155,29 @@ def test_a_band_stays_within_what_the_runs_reached():
     assert ys.max() <= a.max() + 1e-12 and ys.min() >= a.min() - 1e-12
     assert a.mean(0).max() + a.std(0, ddof=1).max() > 1.0  # unclipped, it would have crossed 1.0
     plotting.plt.close(fig)
+
+
+def test_arabic_log_axes_draw_every_glyph():
+    """A log axis in the Arabic edition showed 10¤1: mathtext tick labels in the Arabic font, which
+    has no minus sign. matplotlib only logs that substitution, so this test listens to its log."""
+    import io
+    import logging
+
+    from bnpaper import plotting
+
+    plotting.setup("ar")
+    try:
+        buf = io.StringIO()
+        handler = logging.StreamHandler(buf)
+        logging.getLogger("matplotlib").addHandler(handler)
+        fig, ax = plotting.plt.subplots()
+        ax.plot([1, 2], [0.005, 30])
+        ax.set(yscale="log", xscale="log")
+        plotting.plain_log_ticks(fig)
+        fig.canvas.draw()
+        logging.getLogger("matplotlib").removeHandler(handler)
+        assert "does not have a glyph" not in buf.getvalue()
+        assert any("e-0" in t.get_text() for t in ax.get_yticklabels())
+        plotting.plt.close(fig)
+    finally:
+        plotting.setup("en")
