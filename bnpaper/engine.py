@@ -444,7 +444,7 @@ def _train_group(
     eval_steps, val_acc, losses = [], [], []
 
     loss_of = batched_loss(runs, cfg0.step)  # (params, buffers, x, y) -> (R,)
-    update = _sgd_update if cfg0.step == "eager" or not has_compiler(STEP_NOTICE) else _compiled_update()
+    update = _compiled_update() if _compiles(cfg0.step) else _sgd_update
 
     t0 = time.perf_counter()
     for step in progress(range(1, cfg0.steps + 1), desc=f"{desc} ({R} runs)"):
@@ -528,6 +528,11 @@ def _train_group(
 STEP_NOTICE = "TrainConfig.step = 'compiled'"
 
 
+def _compiles(step: str) -> bool:
+    """Whether a batched step runs compiled: asked for, and a C++ compiler there (else one notice)."""
+    return step == "compiled" and has_compiler(STEP_NOTICE)
+
+
 def _vmapped_loss(template: nn.Module) -> Callable:
     def loss_fn(p, b, x, y):  # one run: its parameters, buffers, mini-batch -> its mean loss
         return TF.cross_entropy(functional_call(template, (p, b), (x,)), y)
@@ -544,8 +549,8 @@ def batched_loss(runs: Runs, step: str = "eager") -> Callable:
     graph cannot contain) through torch.compile, whose AOTAutograd derives the backward and fuses
     it with the forward's elementwise work. Compiled once per network shape and number of runs
     (dynamic=False), in each process; where there is no C++ compiler the reference runs, with a
-    notice. tests/test_engine_compiled.py holds the compiled step to the reference."""
-    if step == "eager" or not has_compiler(STEP_NOTICE):
+    notice. tests/test_engine.py holds the compiled step to the reference."""
+    if not _compiles(step):
         return _vmapped_loss(runs.template)
     traced = copy.deepcopy(runs.template)
     for m in traced.modules():

@@ -79,16 +79,9 @@ def _isolate_signed_numbers(app, doctree, docname):
 
     if app.config.language != "ar":
         return
-    keep = (
-        nodes.literal,
-        nodes.literal_block,
-        nodes.math,
-        nodes.math_block,
-        nodes.raw,
-        nodes.FixedTextElement,
-    )
+    keep = (nodes.literal, nodes.math, nodes.math_block, nodes.raw, nodes.FixedTextElement)  # + code blocks
     for text in list(doctree.findall(nodes.Text)):
-        if isinstance(text.parent, keep) or any(isinstance(a, keep) for a in _ancestors(text)):
+        if any(isinstance(a, keep) for a in _ancestors(text)):  # the parent first
             continue
         new = isolate_signed_numbers(text.astext())
         if new != text.astext():

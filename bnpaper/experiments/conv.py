@@ -46,7 +46,7 @@ def base_config(profile: str, device: str = "cpu", data_dir: str = "", steps: in
     nets trained in chapter 02 are loaded, not retrained, by chapters 03 and 04. steps > 0
     shortens the runs by the one rule of `profiles.settings`.
     """
-    p = profiles.settings("conv", profile, steps=steps)
+    p = settings(profile, steps=steps)
     fields = dict(
         model="convnet",
         steps=p["steps"],

@@ -732,7 +732,7 @@ CLAIMS = confirmatory(
 def profile_config(
     profile: str, lr: dict, data_dir: str = "", device: str = "cpu", steps: int = 0
 ) -> ICSConfig:
-    s = profiles.settings("ics", profile, steps=steps)
+    s = settings(profile, steps=steps)
     return ICSConfig(
         steps=s["steps"],
         seeds=profiles.eval_seeds(profile),
@@ -747,7 +747,7 @@ def profile_config(
 
 
 def depth_config(profile: str, data_dir: str = "") -> DepthConfig:
-    s = profiles.settings("ics", profile)
+    s = settings(profile)
     return DepthConfig(depths=list(s["depths"]), seeds=profiles.eval_seeds(profile), data_dir=data_dir)
 
 

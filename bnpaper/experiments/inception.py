@@ -134,7 +134,7 @@ def model_config(cfg: RecipeConfig, name: str, seed: int) -> TrainConfig:
 
 def recipe_config(profile: str, **kw) -> RecipeConfig:
     """The profile's RecipeConfig (bnpaper/profiles.py), with keyword overrides."""
-    s = profiles.settings("inception", profile)
+    s = settings(profile)
     fields = dict(
         steps=s["steps"],
         eval_every=s["eval_every"],

@@ -57,7 +57,7 @@ def cell_config(
     """The conv net of chapters 02-04 (`conv.base_config`) as one cell of the grid, with this
     chapter's steps (profiles.SETTINGS["regularization"]); lr is the tuned one, set by the caller."""
     bn, p = CELLS[cell]
-    s = profiles.settings("regularization", profile)
+    s = settings(profile)
     fields = dict(steps=s["steps"], eval_every=s["eval_every"], bn=bn, dropout=p, seed=seed)
     fields.update(kw)
     return conv.base_config(profile, device=device, data_dir=data_dir, **fields)
@@ -74,7 +74,7 @@ def _base_fn(cell: str):
 def _frozen_trainer(cfgs: list[TrainConfig], profile: str) -> list[dict]:
     """Tuning runs of the frozen-statistics arm (its own learning rate: stale statistics may not
     tolerate BN's), spread over the worker processes."""
-    warmup = profiles.settings("regularization", profile)["warmup"]
+    warmup = settings(profile)["warmup"]
     return map_tasks(train_frozen, [(c, warmup) for c in cfgs])
 
 

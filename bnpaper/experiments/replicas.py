@@ -417,7 +417,7 @@ CLAIMS = confirmatory(
 def profile_config(
     profile: str, lr: float, data_dir: str = "", device: str = "cpu", steps: int = 0
 ) -> ReplicasConfig:
-    s = profiles.settings("replicas", profile, steps=steps)
+    s = settings(profile, steps=steps)
     return ReplicasConfig(
         steps=s["steps"],
         seeds=profiles.eval_seeds(profile),

@@ -52,7 +52,7 @@ def arm_config(
 
 
 def _steps(arm: str, profile: str) -> tuple[int, int]:
-    s = profiles.settings("successors", profile)
+    s = settings(profile)
     key = "mlp" if arm.startswith("mlp") else "conv"
     return s[f"{key}_steps"], s[f"{key}_eval_every"]
 
@@ -104,7 +104,7 @@ def run(cfg: SuccessorsConfig) -> dict:
 
 
 def profile_config(profile: str, lr: dict, data_dir: str = "", device: str = "cpu") -> SuccessorsConfig:
-    s = profiles.settings("successors", profile)
+    s = settings(profile)
     return SuccessorsConfig(lr=lr, seeds=profiles.eval_seeds(profile), data_dir=data_dir, device=device, **s)
 
 
