@@ -75,9 +75,11 @@ def _parser() -> argparse.ArgumentParser:
         "i18n", help="Arabic twins whose English changed since they were translated or reviewed"
     )
     i18_sub = i18.add_subparsers(dest="action", required=True)
-    st = i18_sub.add_parser("status", help="list the stale Arabic twins, per chapter")
-    st.add_argument("chapters", nargs="*", help="chapter names (default: all)")
-    ok = i18_sub.add_parser("ok", help="record twins as reviewed: CHAPTER:N (see status), or CHAPTER for all")
+    st = i18_sub.add_parser("status", help="list the stale Arabic twins, per chapter and experiment catalog")
+    st.add_argument("chapters", nargs="*", help="chapter or catalog names (default: all)")
+    ok = i18_sub.add_parser(
+        "ok", help="record twins as reviewed: CHAPTER:N or CATALOG:N (see status), or the name alone for all"
+    )
     ok.add_argument("cells", nargs="+", metavar="CELL")
 
     lk = sub.add_parser(

@@ -57,3 +57,13 @@ def counted(n: int, noun: str, lang: str) -> str:
     if cat == "two":
         return forms["two"]
     return f"{n:,} {forms[cat if cat in ('few', 'many') else 'other']}"
+
+
+def and_list(items: list[str], lang: str) -> str:
+    """Items joined as a sentence lists them: "a, b and c" in English, «a، وb، وc» in Arabic
+    (the conjunction و joins each item, attached to it)."""
+    if len(items) <= 1:
+        return "".join(items)
+    if lang == "ar":
+        return "، و".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

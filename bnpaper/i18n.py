@@ -7,20 +7,25 @@ When the English changes and the Arabic is not revisited, the recorded hash no l
 the twin is *stale*. This is what gettext's fuzzy entries do for translated catalogues.
 
   bnpaper i18n status [CHAPTER ...]     list the stale (or unrecorded) twins, per chapter
-  bnpaper i18n ok CHAPTER:N [...]       record twin N as reviewed (CHAPTER alone: all its twins)
+  bnpaper i18n ok CHAPTER:N [...]       record twin N as reviewed (CHAPTER alone: all its twins;
+                                        an experiment's catalog, e.g. conv or conv:3, likewise)
 
 Twins are numbered 1, 2, ... in the order they appear in the chapter source (prose and captions
 together); `status` prints each number with the first words of its English text.
+
+The experiments' claims, protocols and conclusions live in text catalogs beside their modules
+(bnpaper/experiments/<module>.yml, bnpaper.text); each entry records the same hash (`en_sha`), and
+`status` and `ok` take a catalog's name (`conv`, `conv:3`) as they take a chapter's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bnpaper import text
 from bnpaper.book.chapters import (
     CAPTION_SHA_KEY,
     NOTEBOOKS,
@@ -32,16 +37,11 @@ from bnpaper.book.chapters import (
     prose_pairs,
 )
 from bnpaper.counting import arabic_plural_category, counted  # noqa: E402,F401  (chapters call i18n.counted)
+from bnpaper.text import text_hash
 
 _AR_MARKER = re.compile(r'^\+\+\+ (\{"lang": "ar".*\})[ \t]*$', re.MULTILINE)
 _CAPTION_AR = re.compile(r"^:caption_ar:.*$", re.MULTILINE)
 _CAPTION_SHA = re.compile(r"^:caption_ar_sha:.*\n", re.MULTILINE)
-
-
-def text_hash(text: str) -> str:
-    """8 hex digits of SHA-256 over the text with its whitespace runs collapsed (re-wrapping a
-    paragraph does not make its translation stale; changing a word does)."""
-    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Twin:
     en: str
     ar: str
     recorded: str | None  # the hash the Arabic recorded, None if it never did
+    key: str = ""  # a catalog entry's key
 
     @property
     def current(self) -> str:
@@ -70,7 +71,8 @@ class Twin:
         if self.recorded is None:
             state = "never recorded"
         words = " ".join(self.en.split())[:70]
-        return f"{self.cell} ({self.kind}, {state}): {words}"
+        kind = f"{self.kind} {self.key}" if self.key else self.kind
+        return f"{self.cell} ({kind}, {state}): {words}"
 
 
 def twins(ch: Chapter) -> list[Twin]:
@@ -92,15 +94,30 @@ def twins(ch: Chapter) -> list[Twin]:
     return out
 
 
+def catalog_twins(module: str) -> list[Twin]:
+    """Every entry of an experiment's text catalog (bnpaper/experiments/<module>.yml) as a twin,
+    numbered in the catalog's order; `key` names the entry."""
+    return [
+        Twin(module, n, "catalog", e["en"], e["ar"], e.get(text.HASH_KEY), key)
+        for n, (key, e) in enumerate(text.entries(module).items(), 1)
+    ]
+
+
 def status(names: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS) -> dict[str, list[Twin]]:
-    """chapter -> its stale twins (every chapter, or those named)."""
+    """chapter or experiment catalog -> its stale twins (every chapter and catalog, or those named)."""
     chs = chapters(notebooks_dir)
+    cats = text.catalogs()
     if names:
-        unknown = [n for n in names if n not in chs]
+        unknown = [n for n in names if n not in chs and n not in cats]
         if unknown:
-            raise ChapterError(f"unknown chapter(s) {', '.join(unknown)}; known: {', '.join(chs)}")
-        chs = {n: chs[n] for n in names}
-    return {name: [t for t in twins(ch) if t.stale] for name, ch in chs.items()}
+            raise ChapterError(
+                f"unknown chapter(s) or catalog(s) {', '.join(unknown)}; known: {', '.join([*chs, *cats])}"
+            )
+        chs = {n: chs[n] for n in names if n in chs}
+        cats = [n for n in cats if n in names]
+    out = {name: [t for t in twins(ch) if t.stale] for name, ch in chs.items()}
+    out.update({m: [t for t in catalog_twins(m) if t.stale] for m in cats})
+    return out
 
 
 def _parse_cell(spec: str) -> tuple[str, int | None]:
@@ -123,6 +140,15 @@ def mark_reviewed(specs: list[str], notebooks_dir: Path = NOTEBOOKS) -> list[Twi
             by_chapter.setdefault(name, set()).add(num)
     changed: list[Twin] = []
     for name, nums in by_chapter.items():
+        if name in text.catalogs():
+            entries = catalog_twins(name)
+            bad = sorted(n for n in nums or () if not 1 <= n <= len(entries))
+            if bad:
+                raise ChapterError(f"{name} has entries 1..{len(entries)}, got {', '.join(map(str, bad))}")
+            keys = None if nums is None else [t.key for t in entries if t.number in nums]
+            done = set(text.mark_reviewed(name, keys))
+            changed += [t for t in entries if t.key in done]
+            continue
         ch = find_chapter(name, notebooks_dir)
         all_twins = twins(ch)
         if nums is not None:
@@ -131,8 +157,8 @@ def mark_reviewed(specs: list[str], notebooks_dir: Path = NOTEBOOKS) -> list[Twi
                 raise ChapterError(f"{name} has twins 1..{len(all_twins)}, got {', '.join(map(str, bad))}")
         chosen = [t for t in all_twins if (nums is None or t.number in nums) and t.stale]
         if chosen:
-            text = _record(ch.path.read_text(encoding="utf-8"), all_twins, chosen)
-            ch.path.write_text(text, encoding="utf-8")
+            source = _record(ch.path.read_text(encoding="utf-8"), all_twins, chosen)
+            ch.path.write_text(source, encoding="utf-8")
             changed += chosen
     return changed
 

@@ -40,7 +40,8 @@ def test_a_module_dropped_in_joins_the_ledger(tmp_path):
     pkg = tmp_path / "pkg"
     shutil.copytree(ROOT / "bnpaper", pkg / "bnpaper", ignore=shutil.ignore_patterns("__pycache__"))
     experiments = pkg / "bnpaper" / "experiments"
-    shutil.copyfile(experiments / "_template.py", experiments / "my_claim.py")  # the reader's one file
+    shutil.copyfile(experiments / "_template.py", experiments / "my_claim.py")  # the reader's module
+    shutil.copyfile(experiments / "_template.yml", experiments / "my_claim.yml")  # and its words
     env = {
         **os.environ,
         "PYTHONPATH": str(pkg),

@@ -112,6 +112,8 @@ PRESENTATION_FILES = [
     "ledger.py",
     "paper_numbers.py",
     *[f"book/{p.name}" for p in sorted((cache.PACKAGE_DIR / "book").glob("*.py"))],
+    # the experiments' words (bnpaper.text): a reworded claim or protocol retrains nothing
+    *[f"experiments/{p.name}" for p in sorted((cache.PACKAGE_DIR / "experiments").glob("*.yml"))],
 ]
 
 

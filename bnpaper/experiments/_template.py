@@ -1,4 +1,5 @@
-"""A claim of your own in one file: copy this to bnpaper/experiments/<name>.py and edit it.
+"""A claim of your own: copy this to bnpaper/experiments/<name>.py and _template.yml (its English and
+Arabic words: the claim, the protocol's text) to <name>.yml, and edit both.
 
 Nothing else needs editing: `bnpaper.experiments.names()` finds every module of this package (this
 one is skipped because its name starts with "_"), and the ledger (`bnpaper.ledger.claims()`) lists
@@ -33,6 +34,9 @@ from dataclasses import dataclass, field
 from bnpaper.engine import trained_many
 from bnpaper.experiments.figure1 import paper_network
 from bnpaper.protocol import Claim, Protocol, paired_t
+from bnpaper.text import Catalog
+
+T = Catalog(__name__)  # this experiment's English and Arabic text: _template.yml
 
 
 @dataclass
@@ -61,8 +65,7 @@ def _bn_minus_no_bn(m: dict):
 CLAIMS = (
     Claim(
         id="small-lr-bn-no-worse",
-        en="At a learning rate of 0.01, BN trains the Sec. 4.1 network at least as well as no BN.",
-        ar="عند معدل تعلم 0.01، يدرّب تطبيع الحزمة شبكة القسم 4.1 بدقة لا تقل عن دقتها دونه.",
+        **T.fields("small-lr-bn-no-worse.claim", "en", "ar"),
         where="paper 4.1",
         paper="-",
         chapter="11_extending",
@@ -70,15 +73,9 @@ CLAIMS = (
         protocol=Protocol(
             version=1,
             fixed="2026-11-26",
-            arms=(
-                "the Sec. 4.1 MLP with and without BN, lr 0.01",
-                "شبكة القسم 4.1 مع تطبيع الحزمة ودونه، بمعدل تعلم 0.01",
-            ),
-            tuned=("nothing: the rate is the claim's", "لا شيء: المعدل جزء من الادعاء"),
-            statistic=(
-                "final validation accuracy, BN minus no BN, paired by seed",
-                "دقة التحقق النهائية، مع تطبيع الحزمة ناقص دونه، مقترنة بالبذرة",
-            ),
+            arms=T("small-lr-bn-no-worse.arms"),
+            tuned=T("small-lr-bn-no-worse.tuned"),
+            statistic=T("small-lr-bn-no-worse.statistic"),
             interval="paired t",
             kind="greater",
             margin=-0.01,  # "at least as well": no worse than one point below

@@ -32,11 +32,15 @@ from bnpaper import profiles, protocol
 from bnpaper.engine import trained_many
 from bnpaper.inference import bn_layers, fold_batchnorm
 from bnpaper.protocol import confirmatory
+from bnpaper.text import Catalog
 from bnpaper.train import TrainConfig
+
+T = Catalog(__name__)  # this experiment's English and Arabic text: conv.yml
 
 settings = partial(profiles.settings, "conv")  # (profile, steps=0) -> this experiment's numbers
 
-LR = 0.05  # SGD learning rate of the conv net (the paper gives none for it; fixed by hand, never read off test)
+# SGD learning rate of the conv net (the paper gives none for it; fixed by hand, never read off test)
+LR = 0.05
 
 
 def base_config(profile: str, device: str = "cpu", data_dir: str = "", steps: int = 0, **kw) -> TrainConfig:
@@ -362,8 +366,7 @@ _FIXED = "2026-11-25"
 CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="conv-bias",
-        en="A bias before BN has no effect and can be dropped; β takes its role.",
-        ar="الانحياز قبل تطبيع الحزمة بلا أثر ويمكن حذفه؛ ويحل β محله.",
+        **T.fields("conv-bias.claim", "en", "ar"),
         where="paper 3.2 (source §4)",
         paper="-",
         chapter="02_conv",
@@ -371,38 +374,20 @@ CLAIMS: tuple[protocol.Claim, ...] = (
         protocol=protocol.Protocol(
             version=2,
             fixed=_FIXED,
-            arms=(
-                "z = g(BN(Wu + b)) against z = g(BN(Wu)): a random 3x3 convolutional layer, input and bias "
-                "(entries up to ~10) per seed, ReLU, a random linear loss; float64",
-                "$z = g(\\mathrm{BN}(Wu + b))$ مقابل $z = g(\\mathrm{BN}(Wu))$: طبقة التفافية عشوائية $3\\times3$ ومدخل وانحياز عشوائيان "
-                "(تصل قيمه إلى نحو 10) لكل بذرة، ثم ReLU وخسارة خطية عشوائية؛ بدقة float64",
-            ),
-            tuned=("nothing (no training)", "لا شيء (لا تدريب)"),
-            statistic=(
-                "worst case over the seeds of max(max |z(b) - z(0)|, max |∂ℓ/∂b|); a seed whose bias is "
-                f"below {MIN_BIAS:g} makes it not computable (the check could not fail)",
-                "أسوأ حالة عبر البذور للقيمة $\\max(\\max|z(b) - z(0)|, \\max|\\partial\\ell/\\partial b|)$؛ وإن كان انحياز بذرة "
-                f"أصغر من {MIN_BIAS:g} تعذّر حسابها (لم يكن للفحص أن يفشل)",
-            ),
+            arms=T("conv-bias.arms"),
+            tuned=T("conv-bias.tuned"),
+            statistic=T("conv-bias.statistic", min_bias=MIN_BIAS),
             interval="exact",
             kind="below",
             margin=BIAS_BOUND,
-            changes=(
-                "v1 checked one seed, with two bounds (output and gradient); v2 takes the worst case over "
-                "the profile's seeds (10 in quick) as one statistic, and calls a check with a bias too "
-                "small to show an effect inconclusive instead of passing it",
-                "فحص الإصدار 1 بذرة واحدة بحدّين (للمخرج وللتدرج)؛ ويأخذ الإصدار 2 أسوأ حالة عبر بذور "
-                "نمط التشغيل (10 في `quick`) إحصاءةً واحدة، ويعدّ الفحص بانحياز أصغر من أن يُظهر أثراً "
-                "غير حاسم بدل أن يمرّره",
-            ),
+            changes=T("conv-bias.changes"),
             trains=False,
         ),
         estimate=estimate_bias,
     ),
     protocol.Claim(
         id="conv-per-map",
-        en="Normalizing per feature map (over m' = m·p·q values) treats every location alike.",
-        ar="التطبيع لكل خريطة ميزات (على m' = m·p·q قيمة) يعامل كل المواقع بالطريقة نفسها.",
+        **T.fields("conv-per-map.claim", "en", "ar"),
         where="paper 3.2 (source §4)",
         paper="-",
         chapter="02_conv",
@@ -410,41 +395,20 @@ CLAIMS: tuple[protocol.Claim, ...] = (
         protocol=protocol.Protocol(
             version=2,
             fixed=_FIXED,
-            arms=(
-                "one digit and its shifted copy through a random circular 3x3 convolution, normalized with "
-                "the statistics of 64 real training digits per feature map (Sec. 3.2) and, as the detector, "
-                "per activation; float64",
-                "رقم واحد ونسخته المزاحة عبر التفاف دائري عشوائي $3\\times3$، يُطبَّعان بإحصاءات 64 رقماً حقيقياً "
-                "من بيانات التدريب لكل خريطة ميزات (القسم 3.2)، ولكل تنشيط كاشفاً؛ بدقة float64",
-            ),
-            tuned=("nothing (no training)", "لا شيء (لا تدريب)"),
-            statistic=(
-                "worst case over the seeds of max |normalize(shift(x)) - shift(normalize(x))| per feature "
-                f"map; not computable unless per activation the same difference exceeds {DETECT:g} on every "
-                "seed (the test must be able to see a location-dependent normalization)",
-                "أسوأ حالة عبر البذور للقيمة $\\max|\\mathrm{norm}(\\mathrm{shift}(x)) - \\mathrm{shift}(\\mathrm{norm}(x))|$، حيث $\\mathrm{norm}$ التطبيع و$\\mathrm{shift}$ الإزاحة، لكل خريطة "
-                f"ميزات؛ ويتعذّر حسابها ما لم يتجاوز الفرق نفسه لكل تنشيط {DETECT:g} في كل بذرة (على "
-                "الاختبار أن يقدر على رؤية تطبيع يتغيّر مع الموقع)",
-            ),
+            arms=T("conv-per-map.arms"),
+            tuned=T("conv-per-map.tuned"),
+            statistic=T("conv-per-map.statistic", detect=DETECT),
             interval="exact",
             kind="below",
             margin=PER_MAP_BOUND,
-            changes=(
-                "v1 checked one seed, and a failing detector (per activation) gave does not hold; v2 takes "
-                "the worst case over the profile's seeds (10 in quick), and a failing detector makes the "
-                "check inconclusive: it says nothing about the per-map normalization",
-                "فحص الإصدار 1 بذرة واحدة، وكان فشل الكاشف (لكل تنشيط) يعطي «لا يصح»؛ ويأخذ الإصدار 2 "
-                "أسوأ حالة عبر بذور نمط التشغيل (10 في `quick`)، ويجعل فشلُ الكاشف الفحصَ غير حاسم: فهو لا "
-                "يقول شيئاً عن التطبيع لكل خريطة ميزات",
-            ),
+            changes=T("conv-per-map.changes"),
             trains=False,
         ),
         estimate=estimate_per_map,
     ),
     protocol.Claim(
         id="conv-fold",
-        en="At inference BN is one affine map per feature map and folds into the convolution.",
-        ar="عند الاستدلال تطبيع الحزمة تحويل تآلفي واحد لكل خريطة ميزات ويندمج في الالتفاف.",
+        **T.fields("conv-fold.claim", "en", "ar"),
         where="paper 3.2 (source §4)",
         paper="-",
         chapter="02_conv",
@@ -452,37 +416,13 @@ CLAIMS: tuple[protocol.Claim, ...] = (
         protocol=protocol.Protocol(
             version=2,
             fixed=_FIXED,
-            arms=(
-                "each trained BN conv net of chapter 02 (the evaluation seeds, moving-average statistics) "
-                "against its copy with every BN folded into the layer before it; float32, the test set",
-                "كل شبكة التفافية مطبعة بالحزمة دُرّبت في الفصل 02 (بذور التقييم، بإحصاءات المتوسط "
-                "المتحرك) مقابل نسختها بعد دمج كل تطبيع حزمة في الطبقة التي تسبقه؛ بدقة float32، على "
-                "بيانات الاختبار",
-            ),
-            tuned=(
-                f"nothing: the nets train with the fixed lr {LR:g} of chapter 02",
-                f"لا شيء: تتدرب الشبكات بمعدل التعلم الثابت {LR:g} في الفصل 02",
-            ),
-            statistic=(
-                "worst case over the nets of max |logit - folded logit| over the test digits; +∞ if folding "
-                "changes any net's test accuracy",
-                "أسوأ حالة عبر الشبكات لأكبر فرق مطلق بين مخرجات الطبقة الأخيرة قبل الدمج وبعده على أرقام الاختبار؛ و+∞ إن غيّر "
-                "الدمج دقة الاختبار لأي شبكة",
-            ),
+            arms=T("conv-fold.arms"),
+            tuned=T("conv-fold.tuned", lr=LR),
+            statistic=T("conv-fold.statistic"),
             interval="exact",
             kind="below",
             margin=FOLD_BOUND,
-            changes=(
-                "v1 folded one net with a bound of 1e-3; v2 folds every evaluation net (10 in quick) and "
-                "takes the worst case, with a changed accuracy counted as an infinite difference. The bound "
-                "1e-4 follows from float32 (24-bit significand): the logits are of size up to ~30, where one "
-                "float32 step is 1.9e-6 to 3.8e-6, and folding rounds differently in each of the four layers; "
-                "1e-4 allows some 25 to 50 such steps and nothing more",
-                "دمج الإصدار 1 شبكة واحدة بحدّ 1e-3؛ ويدمج الإصدار 2 كل شبكات التقييم (10 في `quick`) ويأخذ "
-                "أسوأ حالة، ويعدّ تغيّر الدقة فرقاً لا نهائياً. والحد 1e-4 مأخوذ من دقة float32 (24 رقماً "
-                "ثنائياً): تصل المخرجات إلى نحو 30، وخطوة float32 هناك بين 1.9e-6 و3.8e-6، ويقرّب الدمج "
-                "بطريقة مختلفة في كل من الطبقات الأربع؛ فيسمح 1e-4 بنحو 25 إلى 50 خطوة كهذه لا أكثر",
-            ),
+            changes=T("conv-fold.changes"),
             trains=True,
         ),
         estimate=estimate_fold,

@@ -31,8 +31,11 @@ from bnpaper.engine import map_tasks, train_many
 from bnpaper.inference import estimate_population_statistics
 from bnpaper.protocol import Claim, Protocol, censored_median_ratio, confirmatory, log_ratio_t, paired_t
 from bnpaper.stats import mean_std
+from bnpaper.text import Catalog
 from bnpaper.train import TrainConfig, accuracy, build_model
 from bnpaper.tuning import Tuning
+
+T = Catalog(__name__)  # this experiment's English and Arabic text: figure1.yml
 
 settings = partial(profiles.settings, "figure1")  # (profile, steps=0) -> this experiment's numbers
 
@@ -310,17 +313,10 @@ def init_ranges(sweep: dict) -> dict[str, list[float | None]]:
 
 FIXED = "2026-11-25"
 _tune, _eval = profiles.tuning_seeds("quick"), profiles.eval_seeds("quick")
-_TS = f"{len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]})"
-_TS_AR = f"{len(_tune)} بذور ضبط ({_tune[0]}-{_tune[-1]})"
+_TS = T("ts", n_tune=len(_tune), tune_first=_tune[0], tune_last=_tune[-1])
 _ES = f"{_eval[0]}-{_eval[-1]}"
-ARMS = (
-    "the Sec. 4.1 MLP (3 x 100 sigmoid units, mini-batches of 60, SGD momentum 0.9, N(0, 0.1²) init) without BN and with BN",
-    "شبكة القسم 4.1 (ثلاث طبقات من 100 وحدة سينية، حزم صغيرة من 60 مثالاً، انحدار تدرجي عشوائي بزخم 0.9، تهيئة N(0, 0.1²)) دون تطبيع الحزمة ومعه",
-)
-TUNED = (
-    f"each arm's learning rate on its own, on the 2x grid {LR_GRID[0]:g} ... {LR_GRID[-1]:g}, by mean final validation accuracy over {_TS}; the evaluation seeds are {_ES}",
-    f"معدل التعلم لكل ذراع على حدة، على سلّم القيم المضاعف {LR_GRID[0]:g} ... {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {_TS_AR}؛ وبذور التقييم {_ES}",
-)
+ARMS = T("arms")
+TUNED = T("tuned", lr_grid_first=LR_GRID[0], lr_grid_last=LR_GRID[-1], ts=_TS, es=_ES)
 
 
 def _acc_diff(m: dict):
@@ -347,8 +343,7 @@ def _init_ranges(m: dict):
 CLAIMS = (
     Claim(
         id="init-insensitive",
-        en="With BN we need not be as careful about parameter initialization.",
-        ar="مع تطبيع الحزمة لا نحتاج إلى الحذر نفسه في تهيئة المعاملات.",
+        **T.fields("init-insensitive.claim", "en", "ar"),
         where="paper 3.3 (source §4.1)",
         paper="-",
         chapter="07_figure1",
@@ -356,31 +351,21 @@ CLAIMS = (
         protocol=Protocol(
             version=2,
             fixed=FIXED,
-            arms=(
-                ARMS[0] + ", each at initial std 0.01, 0.1 and 1.0",
-                ARMS[1] + "، كل منهما بانحراف معياري ابتدائي 0.01 و0.1 و1.0",
-            ),
+            arms=T("init-insensitive.arms", arms=ARMS),
             tuned=TUNED,
-            statistic=(
-                "per seed, the range of final test accuracy over the three initial stds (a diverged run counts as chance, 0.1); mean over seeds of that range without BN minus with BN",
-                "لكل بذرة، مدى دقة الاختبار النهائية عبر الانحرافات المعيارية الابتدائية الثلاثة (التشغيل المتباعد يُحسب بدقة مستوى الصدفة 0.1)؛ ومتوسط هذا المدى عبر البذور دون تطبيع الحزمة ناقص معه",
-            ),
+            statistic=T("init-insensitive.statistic"),
             interval="paired t",
             kind="greater",
             margin=0.0,
-            changes=(
-                "v1 compared two mean accuracies over two inits with no interval, at one shared lr, n = 3; now three inits a decade apart, each arm at its tuned lr, n = 10, a paired t interval",
-                "قارن الإصدار 1 متوسطَي دقة عند تهيئتين دون مجال ثقة، بمعدل تعلم واحد مشترك، و n = 3؛ والآن ثلاث تهيئات بينها عشرة أضعاف، وكل ذراع بمعدل تعلمه المضبوط، و n = 10، ومجال t مقترن",
-            ),
+            changes=T("init-insensitive.changes"),
         ),
         estimate=_init_ranges,
     ),
     Claim(
         id="fig1-accuracy",
-        en="On MNIST the BN network reaches a higher test accuracy (Figure 1a).",
-        ar="على MNIST تبلغ الشبكة المطبَّعة بالحزمة دقة اختبار أعلى (الشكل 1أ).",
+        **T.fields("fig1-accuracy.claim", "en", "ar"),
         where="paper 4.1, Fig. 1(a)",
-        paper="no number (reproduction: 94.92% → 98.15%)",
+        **T.fields("fig1-accuracy.paper", "paper", "paper_ar"),
         chapter="07_figure1",
         label="sec-fig1-accuracy",
         protocol=Protocol(
@@ -388,25 +373,17 @@ CLAIMS = (
             fixed=FIXED,
             arms=ARMS,
             tuned=TUNED,
-            statistic=(
-                "final test accuracy with BN minus without, per seed (the test set read once per run)",
-                "دقة الاختبار النهائية مع تطبيع الحزمة ناقص دونه، لكل بذرة (تُقرأ مجموعة الاختبار مرة واحدة لكل تشغيل)",
-            ),
+            statistic=T("fig1-accuracy.statistic"),
             interval="paired t",
             kind="greater",
             margin=0.0,
-            changes=(
-                "v1 judged 'higher and faster' together from mean ± std (n = 3) with both arms at lr 0.01; now 'higher' alone, each arm tuned, n = 10, a paired t interval; 'faster' is the claim fig1-faster",
-                "حكم الإصدار 1 على 'أعلى وأسرع' معاً من المتوسط ± الانحراف (n = 3) والذراعان بمعدل 0.01؛ والآن 'أعلى' وحدها، وكل ذراع مضبوطة، و n = 10، ومجال t مقترن؛ أما 'أسرع' فهي الادعاء التالي (`fig1-faster`)",
-            ),
+            changes=T("fig1-accuracy.changes"),
         ),
         estimate=_acc_diff,
-        paper_ar="بلا رقم (إعادة الإنتاج: \u206694.92% → 98.15%\u2069)",
     ),
     Claim(
         id="fig1-faster",
-        en="On MNIST the BN network trains faster (Figure 1a).",
-        ar="على MNIST تتدرب الشبكة المطبَّعة بالحزمة أسرع (الشكل 1أ).",
+        **T.fields("fig1-faster.claim", "en", "ar"),
         where="paper 4.1, Fig. 1(a)",
         paper="-",
         chapter="07_figure1",
@@ -416,10 +393,7 @@ CLAIMS = (
             fixed=FIXED,
             arms=ARMS,
             tuned=TUNED,
-            statistic=(
-                f"per seed, the steps to a fixed validation accuracy of {TARGETS[-1]} without BN divided by those with BN (a run that never reaches it within its steps bounds the ratio on one side); the median over seeds",
-                f"لكل بذرة، عدد الخطوات حتى دقة تحقق ثابتة قدرها {TARGETS[-1]} دون تطبيع الحزمة مقسوماً على نظيره معه (التشغيل الذي لا يبلغها في خطواته يحدّ النسبة من جهة واحدة)؛ والوسيط عبر البذور",
-            ),
+            statistic=T("fig1-faster.statistic", targets_last=TARGETS[-1]),
             interval="censored median ratio",
             kind="greater",
             margin=1.0,
@@ -429,8 +403,7 @@ CLAIMS = (
     ),
     Claim(
         id="fig1-stable-inputs",
-        en="With BN the distribution of sigmoid inputs stays stable; without it drifts (Figure 1b, c).",
-        ar="مع تطبيع الحزمة يبقى توزيع مدخلات الدالة السينية مستقراً؛ ودونه ينجرف (الشكل 1ب، ج).",
+        **T.fields("fig1-stable-inputs.claim", "en", "ar"),
         where="paper 4.1, Fig. 1(b, c)",
         paper="-",
         chapter="07_figure1",
@@ -440,18 +413,12 @@ CLAIMS = (
             fixed=FIXED,
             arms=ARMS,
             tuned=TUNED,
-            statistic=(
-                "per seed, the median over the 100 last-layer sigmoids of the range of the input's median after the warm-up (first 10% of steps), in units of its mean 15-85 percentile spread, measured in train mode; geometric mean over seeds of that drift without BN divided by with BN",
-                "لكل بذرة، الوسيط عبر الدوال السينية المئة في الطبقة الأخيرة لمدى وسيط المدخل بعد الإحماء (أول 10% من الخطوات)، بوحدات متوسط التشتت بين المئين 15 و85، مقيساً في وضع التدريب؛ والمتوسط الهندسي عبر البذور لهذا الانجراف دون تطبيع الحزمة مقسوماً عليه معه",
-            ),
+            statistic=T("fig1-stable-inputs.statistic"),
             interval="t on log ratios",
             kind="greater",
             margin=2.0,
             scale="ratio",
-            changes=(
-                "v1 measured in eval mode from step 1 (running averages that had seen one batch: a warm-up artifact), one shared lr, n = 3, no interval; now train mode, warm-up excluded, each arm tuned, n = 10, a t interval on the log ratio; the margin (BN drifts less than half as much) is v1's",
-                "قاس الإصدار 1 في وضع الاستدلال من الخطوة 1 (متوسطات متحركة لم ترَ إلا حزمة واحدة: أثر إحماء)، بمعدل تعلم مشترك، و n = 3، دون مجال ثقة؛ والآن في وضع التدريب، مع استبعاد الإحماء، وكل ذراع مضبوطة، و n = 10، ومجال t على لوغاريتم النسبة؛ والهامش (انجراف تطبيع الحزمة أقل من نصف الآخر) هو هامش الإصدار 1",
-            ),
+            changes=T("fig1-stable-inputs.changes"),
         ),
         estimate=_drift_ratio,
     ),

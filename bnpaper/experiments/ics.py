@@ -51,8 +51,11 @@ from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
 from bnpaper.experiments.figure1 import LR_GRID, paper_network, tuning_base
 from bnpaper.protocol import Claim, Protocol, confirmatory, log_ratio_t, one_sample_t, paired_t
+from bnpaper.text import Catalog
 from bnpaper.train import TrainConfig, build_model
 from bnpaper.tuning import Tuning
+
+T = Catalog(__name__)  # this experiment's English and Arabic text: ics.yml
 
 settings = partial(profiles.settings, "ics")  # (profile, steps=0) -> this experiment's numbers
 
@@ -362,37 +365,21 @@ def run_depth(cfg: DepthConfig) -> dict:
 
 FIXED = "2026-11-26"
 _tune, _eval = profiles.tuning_seeds("quick"), profiles.eval_seeds("quick")
-_TS = f"{len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]})"
-_TS_AR = f"{len(_tune)} بذور ضبط ({_tune[0]}-{_tune[-1]})"
-NET = (
-    "the Sec. 4.1 MLP (3 x 100 sigmoid units, mini-batches of 60, SGD momentum 0.9, N(0, 0.1²) init)",
-    "شبكة القسم 4.1 (ثلاث طبقات من 100 وحدة سينية، حزم صغيرة من 60 مثالاً، انحدار تدرجي عشوائي بزخم 0.9، تهيئة $N(0, 0.1^2)$)",
-)
-TUNED = (
-    f"the learning rate of the network without BN and of the network with BN, each on its own, on the 2x grid "
-    f"{LR_GRID[0]:g} ... {LR_GRID[-1]:g}, by mean final validation accuracy over {_TS} at this chapter's run "
-    "length (`bnpaper tune`, keys `ics/no_bn`, `ics/bn`); noisy BN and BN with weight decay use BN's rate",
-    f"معدل التعلم للشبكة دون تطبيع الحزمة وللشبكة معه، كلٌّ على حدة، على سلّم القيم (كل قيمة ضعف سابقتها) من "
-    f"{LR_GRID[0]:g} إلى {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {_TS_AR} بطول تشغيلات هذا الفصل "
-    "(`bnpaper tune`، المفتاحان `ics/no_bn` و`ics/bn`)؛ ويستعمل تطبيع الحزمة المشوَّش وتطبيع الحزمة مع اضمحلال الأوزان معدلَ تطبيع الحزمة",
-)
-NEW = ("a new claim of this book: version 1", "ادعاء جديد في هذا الكتاب: الإصدار 1")
+_TS = T("ts", n_tune=len(_tune), tune_first=_tune[0], tune_last=_tune[-1])
+NET = T("net")
+TUNED = T("tuned", lr_grid_first=LR_GRID[0], lr_grid_last=LR_GRID[-1], ts=_TS)
+NEW = T("new")
 _q, _p = (profiles.SETTINGS["ics"][k]["measure_images"] for k in ("quick", "paper"))
-DIGITS = (  # the fixed training digits every measurement uses, as each profile sets them
-    f"the same training digits at every measurement: {_q} in the quick profile, {_p} in the paper profile",
-    f"أرقام التدريب نفسها في كل قياس: {counting.counted(_q, 'digit', 'ar')} في نمط التشغيل السريع و"
-    f"{counting.counted(_p, 'digit', 'ar')} في نمط الورقة",
+DIGITS = T(
+    "digits",
+    q=_q,
+    p=_p,
+    q_digits=counting.counted(_q, "digit", "ar"),
+    p_digits=counting.counted(_p, "digit", "ar"),
 )
 DIGITS_V2 = (  # version 2 of the three measured-on-digits claims, fixed before any new run
     "2026-11-27",
-    (
-        "version 2: the statistic now states how many training digits each profile measures on "
-        f"({_q} quick, {_p} paper); version 1 said 500 for both, while the quick runs it judged used "
-        f"{_q}. The measurement, the arms and the rule are unchanged.",
-        f"الإصدار 2: يذكر المقياس الإحصائي الآن عدد أرقام التدريب التي يقيس عليها كل نمط تشغيل "
-        f"({_q} في السريع و{_p} في نمط الورقة)؛ وكان الإصدار 1 يذكر 500 للنمطين، مع أن التشغيلات "
-        f"السريعة التي حكم عليها استعملت {_q}. القياس والأذرع والقاعدة لم تتغير.",
-    ),
+    T("digits_v2", q=_q, p=_p),
 )
 
 
@@ -455,23 +442,12 @@ def _protocol(arms, statistic, interval, kind, margin, scale="difference", tuned
 CLAIMS = (
     _claim(
         "ics-distribution",
-        "BN reduces the shift of each layer's input distribution during training (the paper's sense of internal covariate shift).",
-        "يقلل تطبيع الحزمة انزياح توزيع مدخل كل طبقة أثناء التدريب (انزياح المتغيرات المشتركة الداخلي بمعنى الورقة).",
+        *T("ics-distribution.claim"),
         "paper 2",
         "sec-ics-measured",
         _protocol(
-            (
-                NET[0] + " without BN and with BN, each at its tuned rate",
-                NET[1] + " دون تطبيع الحزمة ومعه، كلٌّ بمعدله المضبوط",
-            ),
-            (
-                "per seed, the drift of the inputs of hidden layers 2, 3 and the output layer between measurements (mean over units of |Δμ|/σ + |Δ log σ|, on "
-                + DIGITS[0]
-                + ", every measurement interval), averaged; the geometric mean over seeds of BN's drift over no BN's",
-                "لكل بذرة، انجراف مدخلات الطبقتين المخفيتين 2 و3 وطبقة المخرج بين القياسات (متوسط $|\\Delta\\mu|/\\sigma + |\\Delta\\log\\sigma|$ على الوحدات، على "
-                + DIGITS[1]
-                + "، في كل فترة قياس)، مأخوذاً متوسطه؛ والمتوسط الهندسي عبر البذور لنسبة انجراف الشبكة المطبَّعة إلى انجراف الشبكة غير المطبَّعة",
-            ),
+            T("ics-distribution.arms", net=NET),
+            T("ics-distribution.statistic", digits=DIGITS),
             "t on log ratios",
             "less",
             1.0,
@@ -482,23 +458,12 @@ CLAIMS = (
     ),
     _claim(
         "ics-gradient",
-        "BN does not reduce internal covariate shift measured through gradients (Santurkar et al. 2018).",
-        "لا يقلل تطبيع الحزمة انزياح المتغيرات المشتركة الداخلي مقيساً بالتدرجات (سانتوركار وزملاؤه 2018).",
+        *T("ics-gradient.claim"),
         "Santurkar et al. 2018, Sec. 2.2",
         "sec-ics-measured",
         _protocol(
-            (
-                NET[0] + " without BN and with BN, each at its tuned rate",
-                NET[1] + " دون تطبيع الحزمة ومعه، كلٌّ بمعدله المضبوط",
-            ),
-            (
-                "per seed, ||G - G'|| / ||G|| for hidden layers 2 and 3 (G = dL/dW_i; G' the same after layers 1 .. i-1 take an SGD step of the arm's rate on the same digits: "
-                + DIGITS[0]
-                + "), averaged over layers and measurements; the geometric mean over seeds of BN's over no BN's. 'Does not reduce' reads: BN's is at least 0.8 of no BN's",
-                "لكل بذرة، $\\|G - G'\\| / \\|G\\|$ للطبقتين المخفيتين 2 و3 ($G$ تدرج الخسارة بالنسبة إلى $W_i$، و$G'$ التدرج نفسه بعد أن تخطو الطبقات السابقة خطوة انحدار تدرجي بمعدل الذراع على "
-                + DIGITS[1]
-                + ")، مأخوذاً متوسطه على الطبقات والقياسات؛ والمتوسط الهندسي عبر البذور لنسبة قيمة الشبكة المطبَّعة إلى قيمة الشبكة غير المطبَّعة. و«لا يقلل» تعني: قيمة الشبكة المطبَّعة لا تقل عن 0.8 من قيمة الشبكة غير المطبَّعة",
-            ),
+            T("ics-gradient.arms", net=NET),
+            T("ics-gradient.statistic", digits=DIGITS),
             "t on log ratios",
             "greater",
             0.8,
@@ -506,76 +471,46 @@ CLAIMS = (
             v2=True,
         ),
         _ratio("ics_rel", "bn", "no_bn"),
-        paper="BN's ICS ≥ no BN's",
-        paper_ar="انزياح الشبكة المطبَّعة ≥ انزياح الشبكة غير المطبَّعة",
+        **T.fields("ics-gradient.paper", "paper", "paper_ar"),
     ),
     _claim(
         "noisy-bn-as-fast",
-        "BN with noise that moves every layer's input distribution at every step still trains as well as BN (Santurkar et al. 2018).",
-        "تطبيع الحزمة مع ضجيج يحرّك توزيع مدخل كل طبقة في كل خطوة يتدرب جيداً كتطبيع الحزمة نفسه (سانتوركار وزملاؤه 2018).",
+        *T("noisy-bn-as-fast.claim"),
         "Santurkar et al. 2018, Sec. 2.1",
         "sec-ics-noisy",
         _protocol(
-            (
-                NET[0]
-                + " with BN and with noisy BN (after every BN, per unit, a shift ~ U(-1, 1) and a scale ~ U(1, 2) drawn each step), both at BN's tuned rate",
-                NET[1]
-                + " مع تطبيع الحزمة ومع تطبيع الحزمة المشوَّش (بعد كل تطبيع للحزمة، لكل وحدة، إزاحة من $U(-1, 1)$ ومقياس من $U(1, 2)$ يُسحبان في كل خطوة)، كلاهما بمعدل تطبيع الحزمة المضبوط",
-            ),
-            (
-                "final validation accuracy, noisy BN minus BN, paired by seed; equivalent within ±0.02 (two points)",
-                "دقة التحقق النهائية، تطبيع الحزمة المشوَّش ناقص تطبيع الحزمة، مقترنة بالبذرة؛ متكافئان ضمن ±0.02 (نقطتان)",
-            ),
+            T("noisy-bn-as-fast.arms", net=NET),
+            T("noisy-bn-as-fast.statistic"),
             "paired t",
             "equivalent",
             0.02,
         ),
         _acc("noisy_bn", "bn"),
-        paper="noisy BN ≈ BN (VGG, CIFAR-10)",
-        paper_ar="تطبيع الحزمة المشوَّش ≈ تطبيع الحزمة (VGG، CIFAR-10)",
+        **T.fields("noisy-bn-as-fast.paper", "paper", "paper_ar"),
     ),
     _claim(
         "noisy-bn-beats-no-bn",
-        "Noisy BN still trains better than no BN (Santurkar et al. 2018).",
-        "لا يزال تطبيع الحزمة المشوَّش يتدرب أفضل من الشبكة دون تطبيع الحزمة (سانتوركار وزملاؤه 2018).",
+        *T("noisy-bn-beats-no-bn.claim"),
         "Santurkar et al. 2018, Sec. 2.1",
         "sec-ics-noisy",
         _protocol(
-            (
-                NET[0] + " with noisy BN at BN's tuned rate, and without BN at its own",
-                NET[1] + " مع تطبيع الحزمة المشوَّش بمعدل تطبيع الحزمة المضبوط، ودونه بمعدله",
-            ),
-            (
-                "final validation accuracy, noisy BN minus no BN, paired by seed",
-                "دقة التحقق النهائية، تطبيع الحزمة المشوَّش ناقص الشبكة غير المطبَّعة، مقترنة بالبذرة",
-            ),
+            T("noisy-bn-beats-no-bn.arms", net=NET),
+            T("noisy-bn-beats-no-bn.statistic"),
             "paired t",
             "greater",
             0.0,
         ),
         _acc("noisy_bn", "no_bn"),
-        paper="noisy BN > no BN (VGG, CIFAR-10)",
-        paper_ar="المشوَّش > دون تطبيع الحزمة (VGG، CIFAR-10)",
+        **T.fields("noisy-bn-beats-no-bn.paper", "paper", "paper_ar"),
     ),
     _claim(
         "bn-smoother",
-        "BN makes the loss smoother along the gradient: a smaller effective β-smoothness (Santurkar et al. 2018).",
-        "يجعل تطبيع الحزمة الخسارة أنعم على امتداد التدرج: نعومة $\\beta$ فعلية أصغر (سانتوركار وزملاؤه 2018).",
+        *T("bn-smoother.claim"),
         "Santurkar et al. 2018, Sec. 3.1",
         "sec-ics-smooth",
         _protocol(
-            (
-                NET[0] + " without BN and with BN, each at its tuned rate",
-                NET[1] + " دون تطبيع الحزمة ومعه، كلٌّ بمعدله المضبوط",
-            ),
-            (
-                "per seed, the effective β-smoothness max over steps η of ||∇L(w - ηg) - g|| / ||ηg|| (η = 0.25 ... 4 times the arm's rate, on "
-                + DIGITS[0]
-                + "), averaged over measurements; the geometric mean over seeds of BN's over no BN's",
-                "لكل بذرة، نعومة $\\beta$ الفعلية $\\max_\\eta \\|\\nabla L(w - \\eta g) - g\\| / \\|\\eta g\\|$ (بخطوات $\\eta$ من 0.25 إلى 4 أضعاف معدل الذراع، على "
-                + DIGITS[1]
-                + ")، مأخوذاً متوسطها على القياسات؛ والمتوسط الهندسي عبر البذور لنسبة قيمة الشبكة المطبَّعة إلى قيمة الشبكة غير المطبَّعة",
-            ),
+            T("bn-smoother.arms", net=NET),
+            T("bn-smoother.statistic", digits=DIGITS),
             "t on log ratios",
             "less",
             1.0,
@@ -583,126 +518,85 @@ CLAIMS = (
             v2=True,
         ),
         _ratio("beta", "bn", "no_bn"),
-        paper="smaller β with BN (VGG, CIFAR-10)",
-        paper_ar="$\\beta$ أصغر مع تطبيع الحزمة (VGG، CIFAR-10)",
+        **T.fields("bn-smoother.paper", "paper", "paper_ar"),
     ),
     _claim(
         "bn-same-lr",
-        "At the no-BN network's best learning rate, the networks with and without BN end close together (Bjorck et al. 2018).",
-        "عند أفضل معدل تعلم للشبكة دون تطبيع الحزمة، تنتهي الشبكتان مع تطبيع الحزمة ودونه متقاربتين (بيورك وزملاؤه 2018).",
+        *T("bn-same-lr.claim"),
         "Bjorck et al. 2018",
         "sec-ics-lr",
         _protocol(
-            (
-                NET[0] + " with BN and without BN, both at the no-BN network's tuned rate",
-                NET[1] + " مع تطبيع الحزمة ودونه، كلاهما بمعدل الشبكة غير المطبَّعة المضبوط",
-            ),
-            (
-                "final validation accuracy, BN minus no BN at the same rate, paired by seed; equivalent within ±0.01 (one point)",
-                "دقة التحقق النهائية، الشبكة المطبَّعة ناقص الشبكة غير المطبَّعة بالمعدل نفسه، مقترنة بالبذرة؛ متكافئتان ضمن ±0.01 (نقطة واحدة)",
-            ),
+            T("bn-same-lr.arms", net=NET),
+            T("bn-same-lr.statistic"),
             "paired t",
             "equivalent",
             0.01,
         ),
         _acc("bn_low_lr", "no_bn"),
-        paper="close at the same small rate (CIFAR-10)",
-        paper_ar="متقاربتان بالمعدل الصغير نفسه (CIFAR-10)",
+        **T.fields("bn-same-lr.paper", "paper", "paper_ar"),
     ),
     _claim(
         "bn-gain-from-lr",
-        "BN's gain comes from the larger learning rate it allows: BN at its own best rate beats BN at the no-BN rate (Bjorck et al. 2018).",
-        "مكسب تطبيع الحزمة يأتي من معدل التعلم الأكبر الذي يسمح به: تتفوق الشبكة المطبَّعة بأفضل معدل لها على نفسها بمعدل الشبكة غير المطبَّعة (بيورك وزملاؤه 2018).",
+        *T("bn-gain-from-lr.claim"),
         "Bjorck et al. 2018",
         "sec-ics-lr",
         _protocol(
-            (
-                NET[0] + " with BN, at its own tuned rate and at the no-BN network's",
-                NET[1] + " مع تطبيع الحزمة، بمعدلها المضبوط وبمعدل الشبكة غير المطبَّعة",
-            ),
-            (
-                "final validation accuracy, BN at its rate minus BN at the no-BN rate, paired by seed",
-                "دقة التحقق النهائية، الشبكة المطبَّعة بمعدلها ناقص الشبكة المطبَّعة بمعدل الشبكة غير المطبَّعة، مقترنة بالبذرة",
-            ),
+            T("bn-gain-from-lr.arms", net=NET),
+            T("bn-gain-from-lr.statistic"),
             "paired t",
             "greater",
             0.0,
         ),
         _acc("bn", "bn_low_lr"),
-        paper="the gain comes mostly from the larger rate",
-        paper_ar="معظم المكسب من المعدل الأكبر",
+        **T.fields("bn-gain-from-lr.paper", "paper", "paper_ar"),
     ),
     _claim(
         "wd-raises-effective-lr",
-        "Weight decay on the weights before a BN raises their effective learning rate lr/‖W‖² (van Laarhoven 2017).",
-        "اضمحلال الأوزان على الأوزان التي تسبق تطبيع الحزمة يرفع معدل تعلمها الفعلي $\\eta/\\|W\\|^2$ (فان لارهوفن 2017).",
+        *T("wd-raises-effective-lr.claim"),
         "van Laarhoven 2017",
         "sec-ics-effective-lr",
         _protocol(
-            (
-                NET[0] + f" with BN at its tuned rate, without and with weight decay {WEIGHT_DECAY:g}",
-                NET[1] + f" مع تطبيع الحزمة بمعدله المضبوط، دون اضمحلال الأوزان ومعه بمعامل {WEIGHT_DECAY:g}",
-            ),
-            (
-                "per seed, lr / ||W||² at the last step, averaged over the three weight matrices before a BN; the geometric mean over seeds of with weight decay over without",
-                "لكل بذرة، $\\eta/\\|W\\|^2$ عند الخطوة الأخيرة، متوسطاً على مصفوفات الأوزان الثلاث التي تسبق تطبيع الحزمة؛ والمتوسط الهندسي عبر البذور لنسبته مع اضمحلال الأوزان إلى نسبته دونه",
-            ),
+            T("wd-raises-effective-lr.arms", net=NET, weight_decay=WEIGHT_DECAY),
+            T("wd-raises-effective-lr.statistic"),
             "t on log ratios",
             "greater",
             1.0,
             scale="ratio",
         ),
         _ratio("eff_lr_final", "bn_wd", "bn"),
-        paper="effective rate ∝ η/‖w‖²",
-        paper_ar="المعدل الفعلي $\\propto \\eta/\\|w\\|^2$",
+        **T.fields("wd-raises-effective-lr.paper", "paper", "paper_ar"),
     ),
     _claim(
         "bn-gradients-explode-with-depth",
-        "In deep BN networks without skip connections, gradients grow with depth at initialization (Yang et al. 2019).",
-        "في الشبكات العميقة المطبَّعة بالحزمة دون وصلات تخطٍّ، تنمو التدرجات مع العمق عند التهيئة (يانغ وزملاؤه 2019).",
+        *T("bn-gradients-explode-with-depth.claim"),
         "Yang et al. 2019",
         "sec-ics-depth",
         _protocol(
-            (
-                "fully-connected ReLU networks of 5, 10, 20, 30 and 50 hidden layers of 100 units, with BN before every ReLU, at initialization, one mini-batch of 60 training digits",
-                "شبكات متصلة بالكامل بوحدات ReLU من 5 و10 و20 و30 و50 طبقة مخفية من 100 وحدة، مع تطبيع الحزمة قبل كل ReLU، عند التهيئة، على حزمة صغيرة واحدة من 60 رقم تدريب",
-            ),
-            (
-                "per seed, the least-squares slope over depth of log(||dL/dW_first|| / ||dL/dW_last hidden||); mean over seeds",
-                "لكل بذرة، ميل خط المربعات الصغرى على العمق للقيمة $\\log(\\|\\partial L/\\partial W_1\\| / \\|\\partial L/\\partial W_{\\mathrm{last}}\\|)$؛ والمتوسط عبر البذور",
-            ),
+            T("bn-gradients-explode-with-depth.arms"),
+            T("bn-gradients-explode-with-depth.statistic"),
             "t",
             "greater",
             0.0,
-            tuned=("nothing (no training)", "لا شيء (لا تدريب)"),
+            tuned=T("bn-gradients-explode-with-depth.tuned"),
         ),
         _depth_slope,
-        paper="gradients explode with depth",
-        paper_ar="التدرجات تنفجر مع العمق",
+        **T.fields("bn-gradients-explode-with-depth.paper", "paper", "paper_ar"),
     ),
     _claim(
         "bn-depth-worse-than-he",
-        "That growth with depth is steeper with BN than without BN at He initialization (Yang et al. 2019).",
-        "هذا النمو مع العمق أشد مع تطبيع الحزمة منه دونه بتهيئة He (يانغ وزملاؤه 2019).",
+        *T("bn-depth-worse-than-he.claim"),
         "Yang et al. 2019",
         "sec-ics-depth",
         _protocol(
-            (
-                "the same networks with BN, and without BN at He initialization",
-                "الشبكات نفسها مع تطبيع الحزمة، ودونه بتهيئة He",
-            ),
-            (
-                "per seed, the slope with BN minus the slope without BN (as above), paired by seed",
-                "لكل بذرة، الميل مع تطبيع الحزمة ناقص الميل دونه (كما أعلاه)، مقترناً بالبذرة",
-            ),
+            T("bn-depth-worse-than-he.arms"),
+            T("bn-depth-worse-than-he.statistic"),
             "paired t",
             "greater",
             0.0,
-            tuned=("nothing (no training)", "لا شيء (لا تدريب)"),
+            tuned=T("bn-depth-worse-than-he.tuned"),
         ),
         _depth_gap,
-        paper="no initialization removes it",
-        paper_ar="لا تزيله أي تهيئة",
+        **T.fields("bn-depth-worse-than-he.paper", "paper", "paper_ar"),
     ),
 )
 
@@ -719,12 +613,7 @@ CLAIMS = confirmatory(
         "bn-depth-worse-than-he": (0.01, "slope"),
     },
     checks={
-        "wd-raises-effective-lr": (
-            "true by construction: weight decay shrinks the weights' norm and nothing else changes the "
-            "learning rate, so the effective rate $\\eta / \\Vert W \\Vert^2$ can only grow; the ratio shows by how much",
-            "صحيح بالبناء: اضمحلال الأوزان يصغّر معيار الأوزان ولا شيء آخر يغيّر معدل التعلم، فلا يسع "
-            "المعدلَ الفعلي $\\eta / \\Vert W \\Vert^2$ إلا أن يكبر؛ وتُظهر النسبة بكم",
-        ),
+        "wd-raises-effective-lr": T("wd-raises-effective-lr.check_reason"),
     },
 )
 
@@ -755,150 +644,50 @@ def depth_config(profile: str, data_dir: str = "") -> DepthConfig:
 
 _SAID = {  # (English, Arabic) sentences, picked by verdict; {x} are numbers the code fills in
     "ics-distribution": {
-        "holds": (
-            "In the paper's own sense BN does reduce internal covariate shift: the inputs of the layers "
-            "drift {x} times as much as without BN.",
-            "بمعنى الورقة نفسه، يقلل تطبيع الحزمة فعلاً انزياح المتغيرات المشتركة الداخلي: تنجرف مدخلات "
-            "الطبقات بنسبة {x} من انجرافها في الشبكة غير المطبَّعة.",
-        ),
-        "other": (
-            "In the paper's own sense this chapter does not show that BN reduces internal covariate shift "
-            "(a drift {x} times that without BN).",
-            "بمعنى الورقة نفسه، لا يبيّن هذا الفصل أن تطبيع الحزمة يقلل انزياح المتغيرات المشتركة الداخلي "
-            "(انجراف بنسبة {x} من انجراف الشبكة غير المطبَّعة).",
-        ),
+        "holds": T("said.ics-distribution.holds"),
+        "other": T("said.ics-distribution.other"),
     },
     "noisy-bn-as-fast": {
-        "holds": (
-            "But a smaller drift is not what BN's benefit needs: with noise that makes the distributions "
-            "drift {x} times as much as BN's, noisy BN still ends within {m} of BN.",
-            "لكن الانجراف الأصغر ليس ما تحتاج إليه فائدة تطبيع الحزمة: فمع ضجيج يجعل التوزيعات تنجرف "
-            "{x} ضعفَ انجرافها مع تطبيع الحزمة، تظل دقة الشبكة المشوَّشة ضمن {m} من دقة الشبكة المطبَّعة.",
-        ),
-        "does_not_hold": (
-            "Noisy BN, whose distributions drift {x} times as much as BN's, trains worse than BN here, so "
-            "this experiment does not rule out that steadier distributions help.",
-            "أما الشبكة المشوَّشة، التي تنجرف توزيعاتها {x} ضعفَ انجرافها مع تطبيع الحزمة، فتتدرب هنا أسوأ من "
-            "الشبكة المطبَّعة، فلا تستبعد هذه التجربة أن التوزيعات الأثبت تساعد.",
-        ),
-        "other": (
-            "Whether noisy BN, whose distributions drift {x} times as much as BN's, trains as well as BN "
-            "is not settled by these runs.",
-            "ولا تحسم هذه التشغيلات هل تتدرب الشبكة المشوَّشة، التي تنجرف توزيعاتها {x} ضعفَ انجرافها مع "
-            "تطبيع الحزمة، كالشبكة المطبَّعة.",
-        ),
+        "holds": T("said.noisy-bn-as-fast.holds"),
+        "does_not_hold": T("said.noisy-bn-as-fast.does_not_hold"),
+        "other": T("said.noisy-bn-as-fast.other"),
     },
     "ics-gradient": {
-        "holds": (
-            "Measured through gradients, BN does not reduce the shift: it is {x} times that without BN.",
-            "ومقيساً بالتدرجات، لا يقلل تطبيع الحزمة الانزياح: يبلغ {x} من انزياح الشبكة غير المطبَّعة.",
-        ),
-        "does_not_hold": (
-            "Measured through gradients, BN does reduce the shift here ({x} times that without BN), "
-            "unlike in Santurkar et al.'s networks.",
-            "ومقيساً بالتدرجات، يقلل تطبيع الحزمة الانزياح هنا ({x} من انزياح الشبكة غير المطبَّعة)، خلافاً "
-            "لشبكات سانتوركار وزملائه.",
-        ),
-        "other": (
-            "Measured through gradients, the shift with BN is {x} times that without, and the runs do not "
-            "decide whether BN reduces it.",
-            "ومقيساً بالتدرجات، يبلغ الانزياح مع تطبيع الحزمة {x} منه دونه، ولا تحسم التشغيلات هل يقلله.",
-        ),
+        "holds": T("said.ics-gradient.holds"),
+        "does_not_hold": T("said.ics-gradient.does_not_hold"),
+        "other": T("said.ics-gradient.other"),
     },
     "bn-smoother": {
-        "holds": (
-            "What BN clearly changes is the loss along the gradient: its effective β-smoothness is {x} "
-            "times that without BN, as Santurkar et al.'s explanation has it.",
-            "وما يغيّره تطبيع الحزمة بوضوح هو الخسارة على امتداد التدرج: تبلغ نعومة $\\beta$ الفعلية {x} "
-            "من نظيرتها دونه، كما يقول تفسير سانتوركار وزملائه.",
-        ),
-        "other": (
-            "The loss is not shown to be smoother with BN here (effective β-smoothness {x} times that "
-            "without BN).",
-            "ولا يتبيّن هنا أن الخسارة أنعم مع تطبيع الحزمة (نعومة $\\beta$ الفعلية {x} من نظيرتها دونه).",
-        ),
+        "holds": T("said.bn-smoother.holds"),
+        "other": T("said.bn-smoother.other"),
     },
     "bn-gain-from-lr": {
-        "holds": (
-            "And part of what BN gains comes from the larger learning rate it allows: the same BN network "
-            "held to the rate of the network without BN ends lower than at its own rate.",
-            "ويأتي جزء مما يكسبه تطبيع الحزمة من معدل التعلم الأكبر الذي يسمح به: فالشبكة المطبَّعة نفسها، "
-            "إذا قُيِّدت بمعدل الشبكة غير المطبَّعة، تنتهي أدنى مما تنتهي إليه بمعدلها الخاص.",
-        ),
-        "other": (
-            "These runs do not show that BN's gain comes from the larger learning rate it allows.",
-            "ولا تبيّن هذه التشغيلات أن مكسب تطبيع الحزمة يأتي من معدل التعلم الأكبر الذي يسمح به.",
-        ),
+        "holds": T("said.bn-gain-from-lr.holds"),
+        "other": T("said.bn-gain-from-lr.other"),
     },
     "wd-raises-effective-lr": {
-        "holds": (
-            "Weight decay reaches the weights before a BN through their effective learning rate, which "
-            "it leaves {x} times as high by the end of training.",
-            "ويبلغ اضمحلالُ الأوزان الأوزانَ التي تسبق تطبيع الحزمة عبر معدل تعلمها الفعلي، الذي يتركه في "
-            "نهاية التدريب {x} ضعفَ ما يكون دونه.",
-        ),
-        "other": (
-            "These runs do not show weight decay raising the effective learning rate ({x} times).",
-            "ولا تبيّن هذه التشغيلات أن اضمحلال الأوزان يرفع معدل التعلم الفعلي (النسبة {x}).",
-        ),
+        "holds": T("said.wd-raises-effective-lr.holds"),
+        "other": T("said.wd-raises-effective-lr.other"),
     },
     "bn-depth-worse-than-he": {
-        "holds": (
-            "Nor does BN make a deep network without skip connections well-conditioned at initialization: "
-            "the gradients grow with depth, faster than without BN at He initialization.",
-            "ولا يجعل تطبيع الحزمة الشبكةَ العميقة دون وصلات تخطٍّ حسنةَ التكييف عند التهيئة: تنمو التدرجات "
-            "مع العمق، أسرع منها دون تطبيع الحزمة بتهيئة He.",
-        ),
-        "other": (
-            "Whether BN makes gradients at initialization grow faster with depth than He initialization "
-            "without BN is not settled here.",
-            "ولا يُحسم هنا هل يجعل تطبيع الحزمة التدرجات عند التهيئة تنمو مع العمق أسرع منها دونه بتهيئة He.",
-        ),
+        "holds": T("said.bn-depth-worse-than-he.holds"),
+        "other": T("said.bn-depth-worse-than-he.other"),
     },
 }
 _ENDPOINT = {  # BN at its rate against no BN at its rate: a description with its interval, not a claim
-    "higher": (
-        "At their own tuned rates, BN ends {d} points of validation accuracy above the network without BN.",
-        "وبمعدليهما المضبوطين، تنتهي الشبكة المطبَّعة أعلى من غير المطبَّعة بفارق {d} نقطة مئوية في دقة التحقق.",
-    ),
-    "lower": (
-        "At their own tuned rates, BN ends {d} points of validation accuracy below the network without BN "
-        "on this small network: the rate it tolerates, not a better end point, is its gain here.",
-        "وبمعدليهما المضبوطين، تنتهي الشبكة المطبَّعة أدنى من غير المطبَّعة بفارق {d} نقطة مئوية في دقة التحقق على "
-        "هذه الشبكة الصغيرة: فمكسب تطبيع الحزمة هنا هو المعدل الذي يحتمله، لا نقطة نهاية أفضل.",
-    ),
-    "level": (
-        "At their own tuned rates, BN and the network without BN end level (validation accuracy, BN minus "
-        "no BN: {d} points).",
-        "وبمعدليهما المضبوطين، تنتهي الشبكتان متقاربتين (دقة التحقق، المطبَّعة ناقص غير المطبَّعة: {d} نقطة مئوية).",
-    ),
+    "higher": T("endpoint.higher"),
+    "lower": T("endpoint.lower"),
+    "level": T("endpoint.level"),
 }
 _VERDICT_OF_MECHANISM = {  # the last sentence, from the verdicts of the shift, noisy BN and smoothness
-    "against": (
-        "So the evidence here supports the paper's description of what BN does to the distributions, but "
-        "not its explanation of why BN helps; it supports {reasons} instead.",
-        "فالأدلة هنا تؤيد وصف الورقة لما يفعله تطبيع الحزمة بالتوزيعات، لا تفسيرها لسبب نفعه؛ وتؤيد بدلاً "
-        "منه {reasons}.",
-    ),
-    "open": (
-        "So the evidence here does not separate the paper's explanation from the later ones.",
-        "فالأدلة هنا لا تفصل بين تفسير الورقة والتفسيرات اللاحقة.",
-    ),
-    "no_benefit": (
-        "But BN ends no higher than the network without BN here, so on this network there is no gain "
-        "to explain: the measurements above describe what BN does to the distributions and to the loss, "
-        "and cannot say why it helps elsewhere.",
-        "لكن الشبكة المطبَّعة لا تنتهي هنا أعلى من غير المطبَّعة، فلا مكسب على هذه الشبكة يحتاج إلى تفسير: "
-        "تصف القياسات أعلاه ما يفعله تطبيع الحزمة بالتوزيعات وبالخسارة، ولا تستطيع أن تقول لماذا ينفع في غيرها.",
-    ),
+    "against": T("verdict_of_mechanism.against"),
+    "open": T("verdict_of_mechanism.open"),
+    "no_benefit": T("verdict_of_mechanism.no_benefit"),
 }
 _REASONS = {
-    "bn-smoother": ("a smoother loss", "خسارةً أنعم"),
-    "bn-gain-from-lr": ("a licence for larger learning rates", "رخصةً لمعدلات تعلم أكبر"),
-    "wd-raises-effective-lr": (
-        "an effective learning rate set by the weights' norm",
-        "معدلَ تعلم فعلياً يحدده معيار الأوزان",
-    ),
+    "bn-smoother": T("reasons.bn-smoother"),
+    "bn-gain-from-lr": T("reasons.bn-gain-from-lr"),
+    "wd-raises-effective-lr": T("reasons.wd-raises-effective-lr"),
 }
 
 
@@ -942,10 +731,7 @@ def conclusion(verdicts: dict, values: dict, endpoint, lang: str) -> str:
     ):  # nothing to explain: say so, claim no mechanism
         out.append(_VERDICT_OF_MECHANISM["no_benefit"][k])
     elif verdicts["ics-distribution"] == "holds" and verdicts["noisy-bn-as-fast"] == "holds" and reasons:
-        joined = (", ".join(reasons[:-1]) + " and " + reasons[-1]) if lang == "en" else "، و".join(reasons)
-        if len(reasons) == 1:
-            joined = reasons[0]
-        out.append(_VERDICT_OF_MECHANISM["against"][k].format(reasons=joined))
+        out.append(_VERDICT_OF_MECHANISM["against"][k].format(reasons=counting.and_list(reasons, lang)))
     else:
         out.append(_VERDICT_OF_MECHANISM["open"][k])
     return " ".join(out)

@@ -36,8 +36,11 @@ from functools import partial
 from bnpaper import profiles
 from bnpaper.engine import trained_many
 from bnpaper.protocol import Claim, Estimate, Protocol, censored_median_ratio, confirmatory, paired_t
+from bnpaper.text import Catalog
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
+
+T = Catalog(__name__)  # this experiment's English and Arabic text: inception.yml
 
 settings = partial(profiles.settings, "inception")  # (profile, steps=0) -> this experiment's numbers
 
@@ -69,8 +72,8 @@ class RecipeConfig:
 
 
 def accelerated_steps(cfg: RecipeConfig, share: float | None = None) -> int:
-    """The accelerated models' steps (or those of another `share`): `accelerated_share` of the Baseline's, a whole number of
-    evaluation intervals (at least one)."""
+    """The accelerated models' steps (or those of another `share`): `accelerated_share` of the
+    Baseline's, a whole number of evaluation intervals (at least one)."""
     share = cfg.accelerated_share if share is None else share
     k = max(1, round(cfg.steps * share / cfg.eval_every))
     return min(cfg.steps, k * cfg.eval_every)
@@ -275,44 +278,16 @@ def plateau_gain(curves: list[list[float]], share: float = 0.25) -> float:
 
 FIXED = "2026-11-25"
 _tune, _eval = profiles.tuning_seeds("quick"), profiles.eval_seeds("quick")
-_TS = f"{len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]})"
-_TS_AR = f"{len(_tune)} بذور ضبط ({_tune[0]}-{_tune[-1]})"
+_TS = T("ts", n_tune=len(_tune), tune_first=_tune[0], tune_last=_tune[-1])
 _ES = f"{_eval[0]}-{_eval[-1]}"
 _GRID = f"{LR_GRID[0]:g} ... {LR_GRID[-1]:g}"
 BN_SHARE = RecipeConfig.bn_baseline_share
-TUNED = (
-    f"the Baseline's learning rate, on the 2x grid {_GRID}, by mean final validation accuracy over {_TS}; "
-    "BN-Baseline shares it, as in the paper: the claim is about adding BN and changing nothing else, and a "
-    "rate tuned for BN-Baseline would fold the higher rate that BN-x5 tests into 'BN alone'; BN-x5 and BN-x30 "
-    "use 5x and 30x it, BN-x5-Sigmoid 5x; Inception-Sigmoid's rate is tuned on its own on the same grid, so "
-    "that 'does not train' is not the ReLU rate's fault; the validation target of the step counts is "
-    f"{TARGET_SHARE:.0%} of the tuned Baseline's mean final validation accuracy on the tuning seeds; BN-Baseline "
-    f"trains {BN_SHARE:.0%} of the Baseline's steps and the accelerated models a third (so a model that would "
-    f"reach the target later counts as never reaching it: the shortening works against every speed claim); "
-    f"the evaluation seeds are {_ES}",
-    f"معدل تعلم Baseline، على سلّم القيم المضاعف {_GRID}، بمتوسط دقة التحقق النهائية عبر {_TS_AR}؛ "
-    "ويشاركه BN-Baseline كما في الورقة: فالادعاء عن إضافة تطبيع الحزمة دون تغيير أي شيء آخر، ومعدل مضبوط "
-    "لـ BN-Baseline كان سيُدخل في 'تطبيع الحزمة وحده' المعدلَ الأعلى الذي تختبره BN-x5؛ وتستعمل BN-x5 وBN-x30 "
-    "خمسة أضعافه وثلاثين ضعفاً، وBN-x5-Sigmoid خمسة أضعافه؛ ويُضبط معدل Inception-Sigmoid وحده على السلّم "
-    f"نفسه، كي لا يكون 'لا تتدرب' ذنبَ معدل ReLU؛ وهدف التحقق لعدّ الخطوات هو {TARGET_SHARE:.0%} من متوسط "
-    f"دقة التحقق النهائية لـ Baseline المضبوطة على بذور الضبط؛ وتتدرب BN-Baseline {BN_SHARE:.0%} من خطوات "
-    "Baseline والنماذج المسرَّعة ثلثها (فالنموذج الذي كان سيبلغ الهدف لاحقاً يُعدّ غير بالغ له: التقصير يعمل "
-    f"ضد كل ادعاء سرعة)؛ وبذور التقييم {_ES}",
-)
-ARMS_SPEED = {
-    name: (
-        f"the Baseline and {name} of the small Inception net (one paired run per evaluation seed)",
-        f"Baseline و{name} من شبكة Inception الصغيرة (تشغيل مقترن لكل بذرة تقييم)",
-    )
-    for name in ("BN-Baseline", "BN-x5")
-}
-_STEPS_STAT = (
-    "per seed, the Baseline's steps to the fixed validation target divided by those of {m} (the first "
-    "evaluation at or above it; a run that never reaches it within its steps bounds the ratio on one "
-    "side); the median over seeds",
-    "لكل بذرة، خطوات Baseline حتى هدف التحقق الثابت مقسومةً على خطوات {m} (أول تقييم عنده أو فوقه؛ "
-    "والتشغيل الذي لا يبلغه في خطواته يحدّ النسبة من جهة واحدة)؛ والوسيط عبر البذور",
-)
+TUNED = T("tuned", grid=_GRID, ts=_TS, target_share=TARGET_SHARE, bn_share=BN_SHARE, es=_ES)
+ARMS_SPEED = {name: T("arms_speed", name=name) for name in ("BN-Baseline", "BN-x5")}
+
+
+def _steps_stat(model: str) -> tuple[str, str]:
+    return T("steps_stat", m=model)
 
 
 def _speedup(name: str):
@@ -337,20 +312,7 @@ def _acc_diff(a: str, b: str):
     return estimate
 
 
-_V1_SPEED = (
-    "v1's target was the mean of the Baseline's best TEST accuracy (a maximum over noisy test evaluations, "
-    "of a Baseline that had not converged, at a hand-set lr), steps were averaged over the runs that reached "
-    "it (their count hidden), n = 3, no interval, and the threshold {t} was written after the results; now the "
-    "Baseline's lr is tuned and it runs to a plateau, the target is fixed from the tuning runs on validation "
-    "data before any evaluation run, a run that never reaches it counts as +inf, the statistic is a ratio of "
-    "medians with a bootstrap interval widened by the evaluation interval, n = 10, and the margin is fixed "
-    "in advance",
-    "كان هدف الإصدار 1 متوسط أفضل دقة اختبار لـ Baseline (قيمة عظمى على تقييمات اختبار ضجيجية، لشبكة Baseline "
-    "لم تتقارب، بمعدل تعلم مختار يدوياً)، وكانت الخطوات تُحسب بالمتوسط على التشغيلات التي بلغته (وعددها مخفي)، "
-    "و n = 3، دون مجال ثقة، والعتبة {t} كُتبت بعد النتائج؛ والآن يُضبط معدل تعلم Baseline وتُدرَّب حتى تستقر، "
-    "ويُثبَّت الهدف من تشغيلات الضبط على بيانات التحقق قبل أي تشغيل تقييم، والتشغيل الذي لا يبلغه يُعدّ +∞، "
-    "والإحصاءة نسبة وسيطين بمجال إعادة معاينة موسَّع بالمسافة بين التقييمات، و n = 10، والهامش مثبَّت مسبقاً",
-)
+_V1_SPEED = T("v1_speed")
 
 
 def _v1(t: str) -> tuple[str, str]:
@@ -360,10 +322,9 @@ def _v1(t: str) -> tuple[str, str]:
 CLAIMS = (
     Claim(
         id="bn-baseline-faster",
-        en="BN alone speeds training up (BN-Baseline reaches Inception's best in fewer steps).",
-        ar="تطبيع الحزمة وحده يسرّع التدريب (يبلغ BN-Baseline أفضل دقة لـ Inception بخطوات أقل).",
+        **T.fields("bn-baseline-faster.claim", "en", "ar"),
         where="paper 4.2, Fig. 3",
-        paper="13.3M vs 31.0M steps (2.3x)",
+        **T.fields("bn-baseline-faster.paper", "paper", "paper_ar"),
         chapter="06_inception",
         label="sec-inception-table",
         protocol=Protocol(
@@ -371,7 +332,7 @@ CLAIMS = (
             fixed=FIXED,
             arms=ARMS_SPEED["BN-Baseline"],
             tuned=TUNED,
-            statistic=(_STEPS_STAT[0].format(m="BN-Baseline"), _STEPS_STAT[1].format(m="BN-Baseline")),
+            statistic=_steps_stat("BN-Baseline"),
             interval="censored median ratio",
             kind="greater",
             margin=1.0,
@@ -379,14 +340,12 @@ CLAIMS = (
             changes=_v1("2x"),
         ),
         estimate=_speedup("BN-Baseline"),
-        paper_ar="\u206613.3\u2069 مليون خطوة مقابل \u206631.0\u2069 مليون (\u20662.3x\u2069)",
     ),
     Claim(
         id="bn-x5-faster",
-        en="BN with the accelerated recipe reaches the Baseline's best far sooner (BN-x5).",
-        ar="تطبيع الحزمة مع الوصفة المسرَّعة يبلغ أفضل دقة لـ Baseline أسرع بكثير (BN-x5).",
+        **T.fields("bn-x5-faster.claim", "en", "ar"),
         where="paper 4.2, Fig. 3",
-        paper="2.1M vs 31.0M steps (14x)",
+        **T.fields("bn-x5-faster.paper", "paper", "paper_ar"),
         chapter="06_inception",
         label="sec-inception-table",
         protocol=Protocol(
@@ -394,15 +353,9 @@ CLAIMS = (
             fixed=FIXED,
             arms=ARMS_SPEED["BN-x5"],
             tuned=TUNED,
-            statistic=(
-                _STEPS_STAT[0].format(m="BN-x5")
-                + "; 'far sooner' means in fewer than a third of the Baseline's steps (a ratio above 3): "
-                "more than the 2.3x that BN alone gave in the paper, far below the paper's 14x, which a "
-                "small problem whose Baseline converges in a few hundred steps leaves no room for",
-                _STEPS_STAT[1].format(m="BN-x5")
-                + "؛ و'أسرع بكثير' تعني بأقل من ثلث خطوات Baseline (نسبة فوق 3): أكثر من التسريع 2.3 مرة الذي "
-                "أعطاه تطبيع الحزمة وحده في الورقة، ودون تسريع الورقة البالغ 14 مرة بكثير، إذ لا تترك له مسألة "
-                "صغيرة تتقارب فيها Baseline في بضع مئات من الخطوات مجالاً",
+            statistic=T(
+                "bn-x5-faster.statistic",
+                steps_stat=_steps_stat("BN-x5"),
             ),
             interval="censored median ratio",
             kind="greater",
@@ -411,105 +364,57 @@ CLAIMS = (
             changes=_v1("5x"),
         ),
         estimate=_speedup("BN-x5"),
-        paper_ar="\u20662.1\u2069 مليون خطوة مقابل \u206631.0\u2069 مليون (\u206614x\u2069)",
     ),
     Claim(
         id="bn-x30-higher-max",
-        en="A 30x learning rate with BN ends at a higher accuracy than the Baseline.",
-        ar="معدل تعلم أكبر 30 مرة مع تطبيع الحزمة ينتهي بدقة أعلى من Baseline.",
+        **T.fields("bn-x30-higher-max.claim", "en", "ar"),
         where="paper 4.2, Fig. 3",
-        paper="74.8% vs 72.2%",
+        **T.fields("bn-x30-higher-max.paper", "paper", "paper_ar"),
         chapter="06_inception",
         label="sec-inception-table",
         protocol=Protocol(
             version=2,
             fixed=FIXED,
-            arms=(
-                "the Baseline and BN-x30 of the small Inception net (one paired run per evaluation seed)",
-                "Baseline وBN-x30 من شبكة Inception الصغيرة (تشغيل مقترن لكل بذرة تقييم)",
-            ),
+            arms=T("bn-x30-higher-max.arms"),
             tuned=TUNED,
-            statistic=(
-                "final test accuracy of BN-x30 minus the Baseline's, per seed (the test set read once, at the "
-                "end of each run; a diverged run counts as chance, 0.1); 'higher' is any difference the "
-                "interval resolves (margin 0)",
-                "دقة الاختبار النهائية لـ BN-x30 ناقص دقة Baseline، لكل بذرة (تُقرأ مجموعة الاختبار مرة واحدة في "
-                "نهاية كل تشغيل؛ والتشغيل المتباعد يُحسب بدقة مستوى الصدفة 0.1)؛ و'أعلى' تعني أي فرق يحسمه المجال "
-                "(الهامش 0)",
-            ),
+            statistic=T("bn-x30-higher-max.statistic"),
             interval="paired t",
             kind="greater",
             margin=0.0,
-            changes=(
-                "v1 compared the maxima over each run's TEST evaluations (a selection on the test set) as "
-                "mean ± std with n = 3 and a one-std rule; now the final test accuracy, read once per run, a "
-                "paired t interval, n = 10, the Baseline's lr tuned on validation",
-                "قارن الإصدار 1 القيم العظمى على تقييمات الاختبار في كل تشغيل (اختيار على مجموعة الاختبار) "
-                "بصيغة المتوسط ± الانحراف مع n = 3 وقاعدة انحراف معياري واحد؛ والآن دقة الاختبار النهائية، "
-                "مقروءة مرة واحدة لكل تشغيل، ومجال t مقترن، و n = 10، ومعدل تعلم Baseline مضبوط على التحقق",
-            ),
+            changes=T("bn-x30-higher-max.changes"),
         ),
         estimate=_acc_diff("BN-x30", "Baseline"),
-        paper_ar="\u206674.8%\u2069 مقابل \u206672.2%\u2069",
     ),
     Claim(
         id="sigmoid-inception",
-        en="With BN, an Inception with sigmoid nonlinearities trains; without BN it does not.",
-        ar="مع تطبيع الحزمة تتدرب شبكة Inception بلاخطيات سينية؛ ودونه لا تتدرب.",
+        **T.fields("sigmoid-inception.claim", "en", "ar"),
         where="paper 4.2, Fig. 3",
-        paper="69.8% (without BN: < 0.1%)",
+        **T.fields("sigmoid-inception.paper", "paper", "paper_ar"),
         chapter="06_inception",
         label="sec-inception-table",
         protocol=Protocol(
             version=2,
             fixed=FIXED,
-            arms=(
-                "BN-x5-Sigmoid and Inception-Sigmoid (the Baseline with sigmoid, no BN) of the small Inception "
-                "net, both with Glorot init (one paired run per evaluation seed)",
-                "BN-x5-Sigmoid وInception-Sigmoid (أي Baseline بالدالة السينية دون تطبيع الحزمة) من شبكة "
-                "Inception الصغيرة، وكلتاهما بتهيئة غلورو (تشغيل مقترن لكل بذرة تقييم)",
-            ),
+            arms=T("sigmoid-inception.arms"),
             tuned=TUNED,
-            statistic=(
-                "final test accuracy of BN-x5-Sigmoid minus Inception-Sigmoid's, per seed (read once per run; "
-                "a diverged run counts as chance, 0.1); 'trains, and without BN does not' means more than 0.1 "
-                "(10 points) above: far beyond what seeds or the 1,000 test digits (binomial SE at most 1.6 "
-                "points) can move, and the paper's gap is 70 points",
-                "دقة الاختبار النهائية لـ BN-x5-Sigmoid ناقص دقة Inception-Sigmoid، لكل بذرة (تُقرأ مرة واحدة لكل "
-                "تشغيل؛ والتشغيل المتباعد يُحسب بدقة مستوى الصدفة 0.1)؛ و'تتدرب، ودون تطبيع الحزمة لا تتدرب' تعني فرقاً "
-                "فوق 0.1 (عشر نقاط): أبعد بكثير مما تحركه البذور أو أرقام الاختبار الألف (خطأ معياري لتوزيع ذي الحدين لا "
-                "يتجاوز 1.6 نقطة)، والفرق في الورقة 70 نقطة",
-            ),
+            statistic=T("sigmoid-inception.statistic"),
             interval="paired t",
             kind="greater",
             margin=0.1,
-            changes=(
-                "v1 took maxima over TEST evaluations, n = 3, a two-std rule plus a hand-set 0.2 ceiling for the "
-                "net without BN, both at the ReLU Baseline's hand-set lr and He init; now one statistic (the "
-                "paired difference of final test accuracy) with a margin fixed in advance, Inception-Sigmoid's "
-                "lr tuned on its own, Glorot init for both sigmoid nets, n = 10",
-                "أخذ الإصدار 1 القيم العظمى على تقييمات الاختبار، و n = 3، وقاعدة انحرافين معياريين مع سقف 0.2 "
-                "مختار يدوياً للشبكة دون تطبيع الحزمة، وكلتاهما بمعدل Baseline المختار يدوياً وتهيئة كايمينغ هي؛ والآن "
-                "إحصاءة واحدة (الفرق المقترن في دقة الاختبار النهائية) بهامش مثبَّت مسبقاً، ومعدل Inception-Sigmoid "
-                "مضبوط وحده، وتهيئة غلورو للشبكتين السينيتين، و n = 10",
-            ),
+            changes=T("sigmoid-inception.changes"),
         ),
         estimate=_acc_diff("BN-x5-Sigmoid", "Inception-Sigmoid"),
-        paper_ar="\u206669.8%\u2069 (دون تطبيع الحزمة: \u2066< 0.1%\u2069)",
     ),
     Claim(
         id="ensemble-imagenet",
-        en="An ensemble of BN-Inception networks reaches 4.9% top-5 validation error on ImageNet.",
-        ar="مجموعة من شبكات BN-Inception تبلغ خطأً قدره 4.9% في أرجح خمس فئات (أن تغيب الفئة الصحيحة عنها) على بيانات التحقق في ImageNet.",
+        **T.fields("ensemble-imagenet.claim", "en", "ar"),
         where="paper 4.2.3, Fig. 4",
-        paper="4.9% top-5 (4.82% test)",
+        **T.fields("ensemble-imagenet.paper", "paper", "paper_ar"),
         chapter="06_inception",
         label="sec-inception-table",
         protocol=None,
         estimate=None,
-        untestable_en="needs ImageNet and six full-size Inception networks; nothing at this scale can test it",
-        untestable_ar="يتطلب ImageNet وست شبكات Inception بالحجم الكامل؛ ولا شيء بهذا النطاق يمكنه اختباره",
-        paper_ar="خطأ أرجح خمس فئات قدره \u20664.9%\u2069 (و\u20664.82%\u2069 على الاختبار)",
+        **T.fields("ensemble-imagenet.untestable", "untestable_en", "untestable_ar"),
     ),
 )
 

@@ -30,7 +30,10 @@ from bnpaper.device import resolve_device
 from bnpaper.engine import trained, trained_many
 from bnpaper.inference import bn_layers, estimate_population_statistics
 from bnpaper.protocol import confirmatory
+from bnpaper.text import Catalog
 from bnpaper.train import TrainConfig, accuracy
+
+T = Catalog(__name__)  # this experiment's English and Arabic text: population.yml
 
 settings = partial(profiles.settings, "population")  # (profile, steps=0) -> this experiment's numbers
 
@@ -153,7 +156,8 @@ class SmallBatchConfig:
 
 @torch.no_grad()
 def train_eval_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, m: int) -> dict:
-    """On mini-batches of size m (of the examples given): logits in train mode (batch statistics) vs eval mode."""
+    """On mini-batches of size m (of the examples given): logits in train mode (batch statistics)
+    against eval mode."""
     x, y = _shuffled(x, y)
     net_train = copy.deepcopy(model).eval()
     for bn in bn_layers(net_train).values():
@@ -225,8 +229,7 @@ def estimate_alg2(m: dict) -> protocol.Estimate:
 CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="alg2-moving-average",
-        en="Moving averages can stand in for Algorithm 2's population statistics.",
-        ar="يمكن للمتوسطات المتحركة أن تحل محل إحصاءات المجتمع في الخوارزمية 2.",
+        **T.fields("alg2-moving-average.claim", "en", "ar"),
         where="paper 3.1, Alg. 2",
         paper="-",
         chapter="03_inference",
@@ -234,42 +237,13 @@ CLAIMS: tuple[protocol.Claim, ...] = (
         protocol=protocol.Protocol(
             version=2,
             fixed="2026-11-25",
-            arms=(
-                "the trained BN conv nets of chapter 02 (evaluation seeds), each evaluated with Algorithm 2's "
-                "statistics (k training mini-batches of m = 64, fixed by the profile) and with torch's moving "
-                "average (momentum 0.1): the same weights in both arms",
-                "الشبكات الالتفافية المطبَّعة بالحزمة المدرَّبة في الفصل 02 (بذور التقييم)، تُقيَّم كل منها "
-                "بإحصاءات الخوارزمية 2 (k حزمة تدريب صغيرة بحجم m = 64، يحددها نمط التشغيل) وبالمتوسط "
-                "المتحرك في torch (الزخم 0.1): الأوزان نفسها في الذراعين",
-            ),
-            tuned=(
-                "nothing: both arms use the same trained weights; k is fixed by the profile, and the validation "
-                "sweep over k shows whether it suffices",
-                "لا شيء: يستخدم الذراعان الأوزان المدرَّبة نفسها؛ ويحدد نمط التشغيل k، ويُظهر المسح على k "
-                "ببيانات التحقق إن كان كافياً",
-            ),
-            statistic=(
-                "mean over the nets of (test accuracy with Algorithm 2 - test accuracy with the moving average)",
-                "متوسط الفرق عبر الشبكات (دقة الاختبار بالخوارزمية 2 - دقة الاختبار بالمتوسط المتحرك)",
-            ),
+            arms=T("alg2-moving-average.arms"),
+            tuned=T("alg2-moving-average.tuned"),
+            statistic=T("alg2-moving-average.statistic"),
             interval="paired t",
             kind="equivalent",
             margin=MARGIN,
-            changes=(
-                "v1 compared one net and called a gap within max(spread over draws of the batches, 0.005) "
-                "holds and anything else partly, so it could never say does not hold. v2 is an equivalence "
-                "test (TOST) over the evaluation nets (10 in quick) with a margin fixed in advance: 0.005, half a "
-                "point, is 5 of the 1,000 embedded test digits and about one binomial standard error of a single net's test accuracy "
-                "near 97% (0.0054), so a mean difference inside it is smaller than what the test set can "
-                "resolve for one net; a 95% interval wholly outside it gives does not hold",
-                "قارن الإصدار 1 شبكة واحدة وعدّ الفرق ضمن أكبر القيمتين: التشتت عبر سحوبات الحزم و0.005، «يصح» وما "
-                "عداه «يصح جزئياً»، فلم يكن يستطيع أن يقول «لا يصح». والإصدار 2 اختبار تكافؤ (TOST) على "
-                "شبكات التقييم (10 في `quick`) بهامش مثبَّت مسبقاً: 0.005، أي نصف نقطة، هو 5 من أرقام الاختبار "
-                "المضمّنة الـ 1,000، "
-                "ونحو خطأ معياري لتوزيع ذي الحدين واحد لدقة اختبار شبكة واحدة قرب 97% (0.0054)، فمتوسط فرق "
-                "داخله أصغر مما تستطيع بيانات الاختبار تمييزه لشبكة واحدة؛ ومجال ثقة 95% يقع كله "
-                "خارجه يعني «لا يصح»",
-            ),
+            changes=T("alg2-moving-average.changes"),
             trains=True,
         ),
         estimate=estimate_alg2,

@@ -34,8 +34,11 @@ from bnpaper.inference import bn_layers
 from bnpaper.layers import BatchNorm
 from bnpaper.models import Dropout
 from bnpaper.protocol import confirmatory
+from bnpaper.text import Catalog
 from bnpaper.train import TrainConfig
 from bnpaper.train import train as train_loop
+
+T = Catalog(__name__)  # this experiment's English and Arabic text: regularization.yml
 
 settings = partial(profiles.settings, "regularization")  # (profile, steps=0) -> this experiment's numbers
 
@@ -376,22 +379,12 @@ def paired(m: dict, metric: str, a: str, b: str) -> protocol.Estimate:
 # ----------------------------------------------------------------------------- claims
 
 FIXED = "2026-11-25"
-_TUNED = (
-    "the learning rate of each of the four cells {no BN, BN} x {Dropout 0, 0.5} and of BN with frozen statistics "
-    "on its own, over the 2x grid "
-    f"{', '.join(f'{v:g}' for v in LR_GRID)}, by mean final validation accuracy over the tuning seeds "
-    "(`bnpaper tune`, keys `regularization/<cell>`)",
-    "معدل التعلم لكل خلية من الخلايا الأربع {دون تطبيع الحزمة، معه} × {إسقاط 0، 0.5} ولتطبيع الحزمة بإحصاءات "
-    "مجمّدة، كلٌّ على حدة، على سلّم مضاعف "
-    f"\u2066{', '.join(f'{v:g}' for v in LR_GRID)}\u2069، بمتوسط دقة التحقق النهائية عبر بذور الضبط "
-    "(`bnpaper tune`، المفاتيح `regularization/<cell>`)",
-)
+_TUNED = T("tuned", lr_grid_list=", ".join(f"{v:g}" for v in LR_GRID))
 
 CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="nondeterministic-output",
-        en="In training, an example's output depends on its mini-batch companions.",
-        ar="أثناء التدريب يعتمد مخرج المثال على رفاقه في الحزمة الصغيرة.",
+        **T.fields("nondeterministic-output.claim", "en", "ar"),
         where="paper 3.4 (source §4.2)",
         paper="-",
         chapter="04_regularization",
@@ -399,40 +392,20 @@ CLAIMS: tuple[protocol.Claim, ...] = (
         protocol=protocol.Protocol(
             version=2,
             fixed=FIXED,
-            arms=(
-                "the trained BN conv nets of the cell BN, Dropout 0 (one per evaluation seed), in training mode; "
-                "one training example with m - 1 random companions, m from smallest to largest",
-                "الشبكات الالتفافية المطبَّعة بالحزمة المدرَّبة في خلية «مع تطبيع الحزمة، إسقاط 0» (شبكة لكل بذرة تقييم)، "
-                "في وضع التدريب؛ مثال تدريب واحد مع m - 1 رفيقاً عشوائياً، من أصغر m إلى أكبرها",
-            ),
+            arms=T("nondeterministic-output.arms"),
             tuned=_TUNED,
-            statistic=(
-                "mean over nets of ln(std of the example's logits at the smallest m / at the largest m); NaN "
-                "(inconclusive) unless eval mode gives the example exactly the same logits with every companion set",
-                "متوسط عبر الشبكات للوغاريتم الطبيعي لنسبة الانحراف المعياري لمخرجات المثال عند أصغر $m$ إلى نظيره عند أكبر $m$؛ ويكون غير معرَّف "
-                "(غير حاسم) ما لم يعطِ وضع الاستدلال المثالَ المخرجات نفسها تماماً مع كل مجموعة رفاق",
-            ),
+            statistic=T("nondeterministic-output.statistic"),
             interval="t",
             kind="greater",
             margin=0.0,
             scale="difference",
-            changes=(
-                "v1 compared one net's two stds (any decrease, no interval) and asked eval mode to repeat one call. "
-                "v2: one ratio per evaluation seed (10 nets) with a t interval on the log ratios, so that a decrease "
-                "must exceed net-to-net variation; eval mode is checked with the same companion sets as training "
-                "mode, and is a precondition (inconclusive if it fails) rather than half of the verdict.",
-                "قارن الإصدار 1 انحرافين معياريين لشبكة واحدة (أي نقصان، دون مجال ثقة) وطلب من وضع الاستدلال تكرار "
-                "استدعاء واحد. الإصدار 2: نسبة لكل بذرة تقييم (10 شبكات) مع مجال t على لوغاريتمات النسب، فلا بد أن "
-                "يتجاوز النقصان التفاوت بين الشبكات؛ ويُفحص وضع الاستدلال بمجموعات الرفاق نفسها المستخدمة في وضع "
-                "التدريب، وهو شرط مسبق (غير حاسم إن لم يتحقق) لا نصف الحكم.",
-            ),
+            changes=T("nondeterministic-output.changes"),
         ),
         estimate=estimate_nondeterminism,
     ),
     protocol.Claim(
         id="reduces-dropout",
-        en="BN acts as a regularizer and reduces the need for Dropout.",
-        ar="يعمل تطبيع الحزمة كمنظم ويقلل الحاجة إلى الإسقاط.",
+        **T.fields("reduces-dropout.claim", "en", "ar"),
         where="paper 3.4 (source §4.2)",
         paper="-",
         chapter="04_regularization",
@@ -440,40 +413,20 @@ CLAIMS: tuple[protocol.Claim, ...] = (
         protocol=protocol.Protocol(
             version=2,
             fixed=FIXED,
-            arms=(
-                "BN without Dropout vs BN with Dropout 0.5 after the hidden layer; the same seeds (initialization "
-                "and batch order), each arm at its own tuned learning rate",
-                "تطبيع الحزمة دون إسقاط مقابل تطبيع الحزمة مع إسقاط 0.5 بعد الطبقة المخفية؛ بالبذور نفسها (التهيئة "
-                "وترتيب الحزم)، وكل ذراع بمعدل التعلم المضبوط له",
-            ),
+            arms=T("reduces-dropout.arms"),
             tuned=_TUNED,
-            statistic=(
-                "mean over seeds of test accuracy (BN, no Dropout) - test accuracy (BN, Dropout 0.5)",
-                "متوسط عبر البذور لدقة الاختبار (تطبيع الحزمة، دون إسقاط) - دقة الاختبار (تطبيع الحزمة، إسقاط 0.5)",
-            ),
+            statistic=T("reduces-dropout.statistic"),
             interval="paired t",
             kind="equivalent",
             margin=0.005,
             scale="difference",
-            changes=(
-                "v1 compared means with the largest standard deviation as the noise level (n = 3, one learning rate "
-                "for all cells), so it passed more easily as noise grew. v2 is an equivalence test (TOST) with a margin "
-                "stated in advance: 0.005, half a percentage point, i.e. 5 of the 1,000 test digits, about one binomial "
-                "standard error of a single test accuracy, so a smaller difference is not one this test set can show; "
-                "n = 10 paired seeds; each cell's learning rate tuned on validation.",
-                "قارن الإصدار 1 المتوسطات مستخدماً أكبر انحراف معياري مستوىً للضجيج (\u2066n = 3\u2069، ومعدل تعلم واحد لكل "
-                "الخلايا)، فكان يصح بسهولة أكبر كلما زاد الضجيج. الإصدار 2 اختبار تكافؤ (TOST) بهامش مُعلن مسبقاً: "
-                "\u20660.005\u2069، أي نصف نقطة مئوية، أو 5 من أرقام الاختبار الـ 1,000، وهو قرابة خطأ معياري لتوزيع ذي الحدين "
-                "واحد لدقة اختبار واحدة، فالفرق الأصغر منه لا تستطيع مجموعة الاختبار هذه إظهاره؛ \u2066n = 10\u2069 بذور "
-                "مقترنة؛ ومعدل تعلم كل خلية مضبوط على بيانات التحقق.",
-            ),
+            changes=T("reduces-dropout.changes"),
         ),
         estimate=estimate_reduces_dropout,
     ),
     protocol.Claim(
         id="improves-generalization",
-        en="BN improves the generalization of trained models.",
-        ar="يحسّن تطبيع الحزمة تعميم النماذج المدرَّبة.",
+        **T.fields("improves-generalization.claim", "en", "ar"),
         where="source §4.2",
         paper="-",
         chapter="04_regularization",
@@ -481,36 +434,20 @@ CLAIMS: tuple[protocol.Claim, ...] = (
         protocol=protocol.Protocol(
             version=2,
             fixed=FIXED,
-            arms=(
-                "BN vs no BN, both without Dropout; the same seeds, each arm at its own tuned learning rate",
-                "مع تطبيع الحزمة مقابل دونه، وكلاهما دون إسقاط؛ بالبذور نفسها، وكل ذراع بمعدل التعلم المضبوط له",
-            ),
+            arms=T("improves-generalization.arms"),
             tuned=_TUNED,
-            statistic=(
-                "mean over seeds of test accuracy (BN) - test accuracy (no BN); train accuracy and training loss "
-                "are reported beside it",
-                "متوسط عبر البذور لدقة الاختبار (مع تطبيع الحزمة) - دقة الاختبار (دونه)؛ وتُعرض دقة التدريب وخسارة "
-                "التدريب بجانبه",
-            ),
+            statistic=T("improves-generalization.statistic"),
             interval="paired t",
             kind="greater",
             margin=0.0,
             scale="difference",
-            changes=(
-                "v1 compared two means (n = 3) against their larger standard deviation, at one learning rate for both "
-                "arms. v2: a paired t interval over 10 seeds, each arm at its own learning rate tuned on validation, "
-                "margin 0 because the claim states no size (any improvement the interval can tell from seed noise).",
-                "قارن الإصدار 1 متوسطين (\u2066n = 3\u2069) بأكبر انحرافيهما المعياريين، بمعدل تعلم واحد للذراعين. الإصدار 2: "
-                "مجال t مقترن عبر 10 بذور، وكل ذراع بمعدل تعلم مضبوط له على بيانات التحقق، والهامش 0 لأن الادعاء لا "
-                "يذكر حجماً (أي تحسّن يميّزه المجال من ضجيج البذور).",
-            ),
+            changes=T("improves-generalization.changes"),
         ),
         estimate=estimate_generalization,
     ),
     protocol.Claim(
         id="noise-regularizes",
-        en="BN's mini-batch noise (not only its normalization) is what helps generalization.",
-        ar="ضجيج الحزمة الصغيرة في تطبيع الحزمة (لا التطبيع وحده) هو ما يفيد التعميم.",
+        **T.fields("noise-regularizes.claim", "en", "ar"),
         where="paper 3.4 (source §4.2)",
         paper="-",
         chapter="04_regularization",
@@ -518,31 +455,14 @@ CLAIMS: tuple[protocol.Claim, ...] = (
         protocol=protocol.Protocol(
             version=2,
             fixed=FIXED,
-            arms=(
-                "BN (mini-batch statistics throughout) vs the same BN net whose BN layers, after a warm-up, "
-                "normalize with their fixed running statistics (no mini-batch noise); the same seeds, each "
-                "arm at its own tuned learning rate",
-                "تطبيع الحزمة (بإحصاءات الحزمة الصغيرة طوال التدريب) مقابل الشبكة نفسها وقد صارت طبقات تطبيع الحزمة "
-                "فيها، بعد فترة إحماء، تطبّع بإحصاءاتها الجارية الثابتة (دون ضجيج الحزمة الصغيرة)؛ بالبذور نفسها، "
-                "وكل ذراع بمعدل تعلمه المضبوط",
-            ),
+            arms=T("noise-regularizes.arms"),
             tuned=_TUNED,
-            statistic=(
-                "mean over seeds of test accuracy (BN) - test accuracy (BN, frozen statistics)",
-                "متوسط عبر البذور لدقة الاختبار (تطبيع الحزمة) - دقة الاختبار (تطبيع الحزمة بإحصاءات مجمّدة)",
-            ),
+            statistic=T("noise-regularizes.statistic"),
             interval="paired t",
             kind="greater",
             margin=0.0,
             scale="difference",
-            changes=(
-                "v1 (new in this version of the book; margin 0, as the paper states no size) gave the frozen arm the "
-                "BN cell's learning rate; in a provisional run 7 of 10 frozen runs diverged, so the comparison measured "
-                "an optimization failure. v2 tunes the frozen arm's own learning rate on the same grid, seeds and data.",
-                "أعطى الإصدار 1 (جديد في هذه الطبعة من الكتاب؛ الهامش 0 لأن الورقة لا تذكر حجماً) الذراعَ المجمّدة معدل "
-                "تعلم خلية تطبيع الحزمة؛ وفي تشغيل تمهيدي تباعد 7 من 10 تشغيلات مجمّدة، فقاست المقارنة إخفاقاً في التحسين. "
-                "ويضبط الإصدار 2 معدل تعلم الذراع المجمّدة الخاص بها على سلّم القيم والبذور والبيانات نفسها.",
-            ),
+            changes=T("noise-regularizes.changes"),
         ),
         estimate=estimate_noise,
     ),
@@ -557,13 +477,7 @@ CLAIMS = confirmatory(
         "noise-regularizes": (0.005, "accuracy"),
     },
     checks={
-        "nondeterministic-output": (
-            "true by construction: in training mode an example is normalized with its mini-batch's "
-            "statistics, whose spread over companion sets shrinks as the mini-batch grows; the statistic "
-            "measures that arithmetic, not a regularizing effect",
-            "صحيح بالبناء: في وضع التدريب يُطبَّع المثال بإحصاءات حزمته الصغيرة، ويضيق تشتتها عبر "
-            "مجموعات الرفاق كلما كبرت الحزمة؛ فالإحصاءة تقيس هذا الحساب، لا أثراً تنظيمياً",
-        ),
+        "nondeterministic-output": T("nondeterministic-output.check_reason"),
     },
 )
 CLAIM_BY_ID = {c.id: c for c in CLAIMS}

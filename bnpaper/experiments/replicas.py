@@ -30,8 +30,11 @@ from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
 from bnpaper.experiments.figure1 import LR_GRID, paper_network, tuning_base
 from bnpaper.protocol import Claim, Protocol, confirmatory, exact, paired_t
+from bnpaper.text import Catalog
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
+
+T = Catalog(__name__)  # this experiment's English and Arabic text: replicas.yml
 
 settings = partial(profiles.settings, "replicas")  # (profile, steps=0) -> this experiment's numbers
 
@@ -208,34 +211,25 @@ def run(cfg: ReplicasConfig) -> dict:
 # ----------------------------------------------------------------------------- claims
 
 FIXED = "2026-11-26"
-NEW = ("a new claim of this book: version 1", "ادعاء جديد في هذا الكتاب: الإصدار 1")
+NEW = T("new")
 _tune = profiles.tuning_seeds("quick")
-NET = (
-    f"the Sec. 4.1 MLP with BN (3 x 100 sigmoid units, SGD momentum 0.9, N(0, 0.1²) init), global batch {GLOBAL_BATCH}",
-    f"شبكة القسم 4.1 مع تطبيع الحزمة (ثلاث طبقات من 100 وحدة سينية، انحدار تدرجي عشوائي بزخم 0.9، تهيئة $N(0, 0.1^2)$)، "
-    f"بحزمة كلية من {GLOBAL_BATCH} مثالاً",
-)
-TUNED = (
-    f"the learning rate of k = 1 (BN over the whole global batch) on the 2x grid {LR_GRID[0]:g} to {LR_GRID[-1]:g}, "
-    f"by mean final validation accuracy over {len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]}) "
-    "(`bnpaper tune`, key `replicas/sync`); every k uses it, as a data-parallel job that adds replicas keeps its recipe",
-    f"معدل التعلم عند $k = 1$ (تطبيع الحزمة على الحزمة الكلية كلها) على سلّم القيم (كل قيمة ضعف سابقتها) من "
-    f"{LR_GRID[0]:g} إلى {LR_GRID[-1]:g}، بمتوسط دقة التحقق النهائية عبر {counting.counted(len(_tune), 'seed', 'ar')} ضبط "
-    f"({_tune[0]}-{_tune[-1]}) (`bnpaper tune`، المفتاح `replicas/sync`)؛ وتستعمله كل قيم $k$، كما يُبقي من يزيد عدد النسخ "
-    "في مهمة تدريب إعداداتِها على حالها",
+NET = T("net", global_batch=GLOBAL_BATCH)
+TUNED = T(
+    "tuned",
+    lr_grid_first=LR_GRID[0],
+    lr_grid_last=LR_GRID[-1],
+    n_tune=len(_tune),
+    tune_first=_tune[0],
+    tune_last=_tune[-1],
+    n_tune_seeds=counting.counted(len(_tune), "seed", "ar"),
 )
 EQ_STEPS = 30  # float64 steps of the 2-process equality runs (quick and paper)
-EXACT_TUNED = ("nothing (the same configuration on both sides)", "لا شيء (الإعداد نفسه في الجانبين)")
+EXACT_TUNED = T("exact_tuned")
 
 
 def _arms(k: int) -> tuple[str, str]:
     m = GLOBAL_BATCH // k
-    return (
-        f"{NET[0]}: statistics over the whole global batch (k = 1), and per replica with k = {k} replicas "
-        f"of {m} examples each (simulated as {k} ghost batches)",
-        f"{NET[1]}: إحصاءات على الحزمة الكلية كلها ($k = 1$)، وإحصاءات لكل نسخة مع $k = {k}$ من النسخ، "
-        f"في كل منها {counting.counted(m, 'example', 'ar')} (محاكاةً بـ {k} حزم وهمية)",
-    )
+    return T("arms", net=NET, k=k, m=m, m_examples=counting.counted(m, "example", "ar"))
 
 
 def _acc(arm: str):
@@ -275,12 +269,7 @@ def _claim(cid, en, ar, where, label, protocol, estimate, paper="-", paper_ar=""
     )
 
 
-_EQ_STAT = (
-    f"the largest absolute difference over every weight and running statistic after {EQ_STEPS} float64 "
-    "SGD steps, 2 gloo processes against one process (seed 0)",
-    f"أكبر فرق مطلق على كل الأوزان والمتوسطات المتحركة بعد {counting.counted(EQ_STEPS, 'step', 'ar')} من الانحدار "
-    "التدرجي بدقة $\\mathrm{float64}$، نسختان تتواصلان عبر gloo مقابل نسخة واحدة (البذرة 0)",
-)
+_EQ_STAT = T("eq_stat", eq_steps=EQ_STEPS, eq_steps_counted=counting.counted(EQ_STEPS, "step", "ar"))
 
 
 def _eq_protocol(arms):
@@ -301,40 +290,37 @@ def _eq_protocol(arms):
 CLAIMS = (
     _claim(
         "sync-equals-single",
-        "Synchronized BN on 2 processes trains the same network as one process over the whole global batch.",
-        "تطبيع الحزمة المتزامن على نسختين يدرّب الشبكة نفسها التي تدرّبها نسخة واحدة على الحزمة الكلية كلها.",
+        *T("sync-equals-single.claim"),
         "paper 3, Alg. 1",
         "sec-replicas-equal",
         _eq_protocol(
-            (
-                NET[0]
-                + f", {EQ_STEPS} steps: SyncBatchNorm on 2 processes (32 examples each), and BN in one process",
-                NET[1]
-                + f"، {counting.counted(EQ_STEPS, 'step', 'ar')}: تطبيع الحزمة المتزامن على نسختين (32 مثالاً لكل منهما)، وتطبيع الحزمة في نسخة واحدة",
+            T(
+                "sync-equals-single.arms",
+                net=NET,
+                eq_steps=EQ_STEPS,
+                eq_steps_counted=counting.counted(EQ_STEPS, "step", "ar"),
             )
         ),
         _exact("sync_vs_single"),
     ),
     _claim(
         "ghost-simulates-replicas",
-        "Per-replica BN on 2 processes trains the same network as one process with 2 ghost batches.",
-        "تطبيع الحزمة لكل نسخة على نسختين يدرّب الشبكة نفسها التي تدرّبها نسخة واحدة بحزمتين وهميتين.",
+        *T("ghost-simulates-replicas.claim"),
         "paper 3, Alg. 1",
         "sec-replicas-equal",
         _eq_protocol(
-            (
-                NET[0]
-                + f", {EQ_STEPS} steps: per-replica BN on 2 processes (DDP), and one process with 2 ghost batches",
-                NET[1]
-                + f"، {counting.counted(EQ_STEPS, 'step', 'ar')}: تطبيع الحزمة لكل نسخة على نسختين، ونسخة واحدة بحزمتين وهميتين",
+            T(
+                "ghost-simulates-replicas.arms",
+                net=NET,
+                eq_steps=EQ_STEPS,
+                eq_steps_counted=counting.counted(EQ_STEPS, "step", "ar"),
             )
         ),
         _exact("local_vs_ghost"),
     ),
     _claim(
         "ghost16-as-good",
-        "Per-replica statistics over 16 examples train as well as statistics over the whole global batch (Hoffer et al. 2017).",
-        "التدريب بإحصاءات لكل نسخة على 16 مثالاً يبلغ دقةَ التدريب بإحصاءات الحزمة الكلية كلها (هوفر وزملاؤه 2017).",
+        *T("ghost16-as-good.claim"),
         "Hoffer et al. 2017",
         "sec-replicas-sweep",
         Protocol(
@@ -342,23 +328,18 @@ CLAIMS = (
             fixed=FIXED,
             arms=_arms(4),
             tuned=TUNED,
-            statistic=(
-                "final validation accuracy, k = 4 minus k = 1, paired by seed; equivalent within ±0.01 (one point)",
-                "دقة التحقق النهائية، $k = 4$ ناقص $k = 1$، مقترنة بالبذرة؛ والذراعان تُعدّان متكافئتين ضمن ±0.01 (نقطة مئوية واحدة)",
-            ),
+            statistic=T("ghost16-as-good.statistic"),
             interval="paired t",
             kind="equivalent",
             margin=0.01,
             changes=NEW,
         ),
         _acc("k4"),
-        paper="ghost batches help large-batch training generalize",
-        paper_ar="الحزم الوهمية تحسّن تعميم التدريب بالحزم الكبيرة",
+        **T.fields("ghost16-as-good.paper", "paper", "paper_ar"),
     ),
     _claim(
         "local8-hurts",
-        "At 8 examples per replica, per-replica statistics cost accuracy against statistics over the whole global batch.",
-        "عند 8 أمثلة لكل نسخة، تخفض الإحصاءات لكل نسخة الدقة مقارنةً بالإحصاءات على الحزمة الكلية كلها.",
+        *T("local8-hurts.claim"),
         "paper 3",
         "sec-replicas-sweep",
         Protocol(
@@ -366,10 +347,7 @@ CLAIMS = (
             fixed=FIXED,
             arms=_arms(8),
             tuned=TUNED,
-            statistic=(
-                "final validation accuracy, k = 8 minus k = 1, paired by seed",
-                "دقة التحقق النهائية، $k = 8$ ناقص $k = 1$، مقترنة بالبذرة",
-            ),
+            statistic=T("local8-hurts.statistic"),
             interval="paired t",
             kind="less",
             margin=0.0,
@@ -379,8 +357,7 @@ CLAIMS = (
     ),
     _claim(
         "gap8-larger",
-        "With 8 examples per replica, the network depends more on which statistics it sees: the gap between validation accuracy with the running averages and with local-batch statistics is larger than with the whole global batch.",
-        "مع 8 أمثلة لكل نسخة، تتأثر دقة الشبكة أكثر بنوع الإحصاءات التي تُعطاها: الفرق بين دقة التحقق بالمتوسطات المتحركة ودقتها بإحصاءات الحزمة المحلية أكبر منه مع الحزمة الكلية كلها.",
+        *T("gap8-larger.claim"),
         "Wu and Johnson 2021",
         "sec-replicas-sweep",
         Protocol(
@@ -388,18 +365,14 @@ CLAIMS = (
             fixed=FIXED,
             arms=_arms(8),
             tuned=TUNED,
-            statistic=(
-                "per seed, gap = validation accuracy in eval mode minus in training mode over local batches; k = 8 minus k = 1, paired by seed",
-                "لكل بذرة، الفرق = دقة التحقق في وضع الاستدلال ناقص دقتها في وضع التدريب على حزم محلية؛ $k = 8$ ناقص $k = 1$، مقترناً بالبذرة",
-            ),
+            statistic=T("gap8-larger.statistic"),
             interval="paired t",
             kind="greater",
             margin=0.0,
             changes=NEW,
         ),
         _gap("k8"),
-        paper="small batches: train/test inconsistency",
-        paper_ar="الحزم الصغيرة: عدم اتساق بين التدريب والاختبار",
+        **T.fields("gap8-larger.paper", "paper", "paper_ar"),
     ),
 )
 
@@ -434,82 +407,25 @@ def profile_config(
 
 _SAID = {  # (English, Arabic), picked by verdict; {d}: a difference in points with its interval
     "ghost16-as-good": {
-        "holds": (
-            "With 16 examples per replica, per-replica statistics train as well as statistics over the "
-            "whole global batch (validation accuracy, k = 4 minus k = 1: {d} points).",
-            "ومع 16 مثالاً لكل نسخة، يبلغ التدريب بالإحصاءات لكل نسخة دقةَ التدريب بإحصاءات الحزمة الكلية كلها "
-            "(دقة التحقق، $k = 4$ ناقص $k = 1$: {d} نقطة مئوية).",
-        ),
-        "does_not_hold": (
-            "Already at 16 examples per replica, per-replica statistics cost accuracy ({d} points).",
-            "ومنذ 16 مثالاً لكل نسخة، تخفض الإحصاءات لكل نسخة الدقة ({d} نقطة مئوية).",
-        ),
-        "other": (
-            "Whether 16 examples per replica train as well as the whole global batch is not settled "
-            "({d} points).",
-            "ولا يُحسم هنا هل يبلغ التدريب بـ16 مثالاً لكل نسخة دقةَ التدريب بالحزمة الكلية كلها ({d} نقطة مئوية).",
-        ),
+        "holds": T("said.ghost16-as-good.holds"),
+        "does_not_hold": T("said.ghost16-as-good.does_not_hold"),
+        "other": T("said.ghost16-as-good.other"),
     },
     "local8-hurts": {
-        "holds": (
-            "At 8 examples per replica they cost accuracy: {d} points against synchronized statistics.",
-            "وعند 8 أمثلة لكل نسخة تخفض الدقة: {d} نقطة مئوية مقارنةً بالإحصاءات المتزامنة.",
-        ),
-        "other": (
-            "At 8 examples per replica, this network shows no accuracy lost to per-replica statistics "
-            "that the runs can separate from noise ({d} points).",
-            "وعند 8 أمثلة لكل نسخة، لا تُظهر هذه الشبكة خسارةً في الدقة سببُها الإحصاءات لكل نسخة، "
-            "يمكن للتشغيلات أن تميّزها من الضجيج ({d} نقطة مئوية).",
-        ),
+        "holds": T("said.local8-hurts.holds"),
+        "other": T("said.local8-hurts.other"),
     },
     "gap8-larger": {
-        "holds": (
-            "With 8 per replica the network also depends more on which statistics it is given: the gap "
-            "between the running averages and local-batch statistics grows by {d} points.",
-            "ومع 8 أمثلة لكل نسخة تتأثر دقة الشبكة أيضاً أكثر بنوع الإحصاءات التي تُعطاها: يزيد الفرق بين "
-            "المتوسطات المتحركة وإحصاءات الحزمة المحلية {d} نقطة مئوية.",
-        ),
-        "other": (
-            "The gap between the running averages and local-batch statistics is not shown to grow at 8 "
-            "per replica ({d} points).",
-            "ولا يتبيّن أن الفرق بين المتوسطات المتحركة وإحصاءات الحزمة المحلية يزيد عند 8 أمثلة لكل نسخة "
-            "({d} نقطة مئوية).",
-        ),
+        "holds": T("said.gap8-larger.holds"),
+        "other": T("said.gap8-larger.other"),
     },
 }
-_EXACT = (
-    "On real processes, synchronized BN trains the network one process trains over the whole global "
-    "batch (largest difference {a} after {s} float64 steps), and per-replica BN trains the network of "
-    "one process with ghost batches ({b}), which licenses simulating 4 and 8 replicas here. The two "
-    "differ from each other by {c}: where the statistics are taken changes the network.",
-    "على نسخ حقيقية، يدرّب تطبيع الحزمة المتزامن الشبكةَ التي تدرّبها نسخة واحدة على الحزمة الكلية "
-    "كلها (أكبر فرق {a} بعد {s} بدقة $\\mathrm{{float64}}$)، ويدرّب تطبيع الحزمة لكل نسخة شبكةَ نسخة واحدة "
-    "بحزم وهمية ({b})، وهذا ما يجيز محاكاة 4 و8 نسخ هنا. ويختلفان أحدهما عن الآخر بمقدار {c}: فالموضع "
-    "الذي تُحسب عليه الإحصاءات يغيّر الشبكة.",
-)
+_EXACT = T("exact")
 _ADVICE = {
-    "small": (
-        "So synchronize when each replica holds only a few examples (8 here); from 16 per replica on, "
-        "per-replica statistics cost this network less than the equivalence margin of one point.",
-        "فزامِنْ حين لا تحمل كل نسخة إلا أمثلة قليلة (8 هنا)؛ أما من 16 مثالاً لكل نسخة فصاعداً فتكلّف "
-        "الإحصاءات لكل نسخة هذه الشبكة أقل من هامش التكافؤ، أي نقطة مئوية واحدة.",
-    ),
-    "always": (
-        "So synchronize: per-replica statistics cost this network accuracy at 8 and at 16 examples per replica.",
-        "فزامِنْ: تكلّف الإحصاءات لكل نسخة هذه الشبكة دقةً عند 8 أمثلة لكل نسخة وعند 16 مثالاً.",
-    ),
-    "never": (
-        "On this network, synchronizing buys exactness rather than accuracy: with 16 examples per replica "
-        "per-replica statistics cost less than one point, and the runs show no cost at 8; a cost smaller "
-        "than these margins is not excluded.",
-        "على هذه الشبكة، يشتري التزامن التطابقَ الحسابي أكثر مما يشتري دقةَ التصنيف: عند 16 مثالاً لكل نسخة "
-        "تكلّف الإحصاءات لكل نسخة أقل من نقطة مئوية واحدة، ولا تُظهر التشغيلات كلفةً عند 8؛ ولا يُستبعد أثر "
-        "أصغر من هذين الهامشين.",
-    ),
-    "open": (
-        "These runs do not say at which local batch synchronizing starts to pay on this network.",
-        "ولا تقول هذه التشغيلات عند أي حجم للحزمة المحلية يصير التزامن مجدياً في هذه الشبكة.",
-    ),
+    "small": T("advice.small"),
+    "always": T("advice.always"),
+    "never": T("advice.never"),
+    "open": T("advice.open"),
 }
 
 

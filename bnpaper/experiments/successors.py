@@ -21,8 +21,11 @@ from bnpaper import counting, profiles
 from bnpaper.engine import map_tasks, train_many
 from bnpaper.experiments.figure1 import LR_GRID, paper_network
 from bnpaper.protocol import Claim, Protocol, confirmatory, paired_t
+from bnpaper.text import Catalog
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
+
+T = Catalog(__name__)  # this experiment's English and Arabic text: successors.yml
 
 settings = partial(profiles.settings, "successors")  # (profile, steps=0) -> this experiment's numbers
 
@@ -111,18 +114,20 @@ def profile_config(profile: str, lr: dict, data_dir: str = "", device: str = "cp
 # ----------------------------------------------------------------------------- claims
 
 FIXED = "2026-11-26"
-NEW = ("a new claim of this book: version 1", "ادعاء جديد في هذا الكتاب: الإصدار 1")
+NEW = T("new")
 _tune = profiles.tuning_seeds("quick")
 
 
-def _tuned(arms: str, arms_ar: str, grid: tuple) -> tuple[str, str]:
-    return (
-        f"the learning rate of each arm ({arms}) on its own, on the 2x grid {grid[0]:g} to {grid[-1]:g}, "
-        f"by mean final validation accuracy over {len(_tune)} tuning seeds ({_tune[0]}-{_tune[-1]}) "
-        "(`bnpaper tune`, keys `successors/...`)",
-        f"معدل التعلم لكل ذراع ({arms_ar}) على حدة، على سلّم القيم (كل قيمة ضعف سابقتها) من {grid[0]:g} "
-        f"إلى {grid[-1]:g}، بمتوسط دقة التحقق النهائية عبر {counting.counted(len(_tune), 'seed', 'ar')} ضبط "
-        f"({_tune[0]}-{_tune[-1]}) (`bnpaper tune`، المفاتيح `successors/...`)",
+def _tuned(arms: tuple[str, str], grid: tuple) -> tuple[str, str]:
+    return T(
+        "tuned",
+        arms=arms,
+        grid_first=grid[0],
+        grid_last=grid[-1],
+        n_tune=len(_tune),
+        tune_first=_tune[0],
+        tune_last=_tune[-1],
+        n_tune_seeds=counting.counted(len(_tune), "seed", "ar"),
     )
 
 
@@ -136,66 +141,56 @@ def _diff(a: str, b: str):
 CLAIMS = (
     Claim(
         id="renorm-small-batch",
-        en=f"At mini-batches of {SMALL_BATCH}, Batch Renormalization ends above BN (Ioffe 2017).",
-        ar=f"عند حزم صغيرة من {counting.counted(SMALL_BATCH, 'example', 'ar')}، تنتهي إعادة تطبيع الحزمة بدقة أعلى من دقة "
-        "تطبيع الحزمة (إيوفي 2017).",
+        **T.fields(
+            "renorm-small-batch.claim",
+            "en",
+            "ar",
+            small_batch=SMALL_BATCH,
+            small_batch_examples=counting.counted(SMALL_BATCH, "example", "ar"),
+        ),
         where="Ioffe 2017",
-        paper="Batch Renorm > BN at small batches (Inception, ImageNet)",
+        **T.fields("renorm-small-batch.paper", "paper", "paper_ar"),
         chapter="11_extending",
         label="sec-extending-successors",
         protocol=Protocol(
             version=1,
             fixed=FIXED,
-            arms=(
-                f"the Sec. 4.1 MLP at mini-batches of {SMALL_BATCH}, with BN and with Batch Renormalization "
-                "(rmax 3, dmax 5 from the first step), each at its tuned rate",
-                f"شبكة القسم 4.1 بحزم صغيرة من {SMALL_BATCH} أمثلة، مع تطبيع الحزمة ومع إعادة تطبيع الحزمة "
-                "($r_{\\max} = 3$، $d_{\\max} = 5$ منذ الخطوة الأولى)، كلٌّ بمعدله المضبوط",
-            ),
-            tuned=_tuned("mlp_bn, mlp_renorm", "`mlp_bn` و`mlp_renorm`", SMALL_LR_GRID),
-            statistic=(
-                "final validation accuracy, Batch Renormalization minus BN, paired by seed",
-                "دقة التحقق النهائية، إعادة تطبيع الحزمة ناقص تطبيع الحزمة، مقترنة بالبذرة",
-            ),
+            arms=T("renorm-small-batch.arms", small_batch=SMALL_BATCH),
+            tuned=_tuned(T("renorm-small-batch.tuned_arms"), SMALL_LR_GRID),
+            statistic=T("renorm-small-batch.statistic"),
             interval="paired t",
             kind="greater",
             margin=0.0,
             changes=NEW,
         ),
         estimate=_diff("mlp_renorm", "mlp_bn"),
-        paper_ar="إعادة تطبيع الحزمة > تطبيع الحزمة بالحزم الصغيرة (Inception، ImageNet)",
         later=True,
     ),
     Claim(
         id="layernorm-trails-bn-conv",
-        en=f"On the conv net at mini-batches of {CONV_BATCH}, LayerNorm ends below BN (Wu and He 2018).",
-        ar=f"على الشبكة الالتفافية بحزم صغيرة من {counting.counted(CONV_BATCH, 'example', 'ar')}، ينتهي تطبيع الطبقة بدقة أدنى "
-        "من دقة تطبيع الحزمة (يوشين وو وكايمينغ هي 2018).",
+        **T.fields(
+            "layernorm-trails-bn-conv.claim",
+            "en",
+            "ar",
+            conv_batch=CONV_BATCH,
+            conv_batch_examples=counting.counted(CONV_BATCH, "example", "ar"),
+        ),
         where="Wu and He 2018",
-        paper="LN below BN at 32 images per GPU (ResNet-50, ImageNet)",
+        **T.fields("layernorm-trails-bn-conv.paper", "paper", "paper_ar"),
         chapter="11_extending",
         label="sec-extending-successors",
         protocol=Protocol(
             version=1,
             fixed=FIXED,
-            arms=(
-                f"the conv net of Sec. 3.2 (two 3x3 conv blocks) at mini-batches of {CONV_BATCH}, with BN and with "
-                "LayerNorm (over each example's channels and positions), each at its tuned rate",
-                f"الشبكة الالتفافية في القسم 3.2 (كتلتان التفافيتان $3 \\times 3$) بحزم صغيرة من {CONV_BATCH} مثالاً، "
-                "مع تطبيع الحزمة ومع تطبيع الطبقة (على قنوات كل مثال ومواضعه)، كلٌّ بمعدله المضبوط",
-            ),
-            tuned=_tuned("conv_bn, conv_ln", "`conv_bn` و`conv_ln`", LR_GRID),
-            statistic=(
-                "final validation accuracy, BN minus LayerNorm, paired by seed",
-                "دقة التحقق النهائية، تطبيع الحزمة ناقص تطبيع الطبقة، مقترنة بالبذرة",
-            ),
+            arms=T("layernorm-trails-bn-conv.arms", conv_batch=CONV_BATCH),
+            tuned=_tuned(T("layernorm-trails-bn-conv.tuned_arms"), LR_GRID),
+            statistic=T("layernorm-trails-bn-conv.statistic"),
             interval="paired t",
             kind="greater",
             margin=0.0,
             changes=NEW,
         ),
         estimate=_diff("conv_bn", "conv_ln"),
-        paper_ar="تطبيع الطبقة أدنى من تطبيع الحزمة عند 32 صورة لكل وحدة معالجة رسومية (ResNet-50، ImageNet)",
         later=True,
     ),
 )
