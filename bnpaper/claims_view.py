@@ -283,6 +283,145 @@ def report(claim: Claim, measurement: dict, lang: str, *, profile: str, **where)
     return show(claim, measurement, profile, lang)
 
 
+def reporter(lang: str, glue, *, measurement: dict | None = None, **where):
+    """A chapter's `record(claim_id, measurement=..., **overrides) -> Markdown`: `report` with what
+    every claim of the chapter shares (`where`, as report takes it; `measurement` by default), the
+    verdict glued as `v_<claim id>` (a predicate the prose reads: "holds", "does not hold here").
+    `record.judged` keeps claim id -> (verdict, estimate) of every claim recorded, judged once, for
+    the chapter's summary table and its conclusion."""
+
+    def record(cid: str, measurement: dict | None = measurement, **overrides) -> str:
+        md, verdict, est = report(ledger.by_id()[cid], measurement, lang, **{**where, **overrides})
+        glue(f"v_{cid}", verdict_predicate(verdict, lang))
+        record.judged[cid] = (verdict, est)
+        return md
+
+    record.judged = {}
+    return record
+
+
+def verdicts_table(claims, judged: dict, lang: str) -> str:
+    """A chapter's verdicts in one place: each claim (its math renders in a Markdown table), where
+    it is made, and the verdict its protocol gave (`judged`: claim id -> (verdict, estimate))."""
+    L = lambda key: _label(key, lang)
+    lines = [f"| {L('claim')} | {L('where_made')} | {L('verdict')} |", "|---|---|---|"]
+    for c in claims:
+        text = c.en if lang == "en" else arabic_text(c.ar, lang)
+        label = verdict_label(judged[c.id][0] if c.id in judged else "not_run", lang)
+        lines.append(f"| {md_cell(text)} | {where_text(c.where, lang)} | **{label}** |")
+    return "\n".join(lines)
+
+
+def pm_runs(values: list, lang: str, scale: float = 1.0, digits: int = 4) -> str:
+    """'mean ± std' over the runs that gave a number (a diverged run gives None), times `scale`;
+    '-' when none did."""
+    v = [x * scale for x in values if x is not None]
+    if not v:
+        return "-"
+    mean = math.fsum(v) / len(v)
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else None
+    return pm(mean, std, lang, digits)
+
+
+def ledger_verdict_cell(r: dict, lang: str) -> str:
+    """The Holm-adjusted verdict, the verdict alone beneath it, and what the reader should notice."""
+    V = lambda v: verdict_label(v, lang)
+    if r["verdict"] == "not_run" and r["problem"]:
+        return f"**{V('not_run')}**: {ltr(md_cell(r['problem']), lang)}"
+    text = f"**{V(r['verdict'])}**"
+    if r["kind"] == "claim" and r["unadjusted"] != "not_run":
+        text += f"<br>{_label('verdict_unadjusted', lang)}: {V(r['unadjusted'])}"
+    if r["flags"]:
+        text += "<br>⚠ " + flags_text(r["flags"], lang)
+    return text
+
+
+def _ledger_history_cell(cid: str, lang: str, explored: dict, other: str, other_rows: dict) -> str:
+    """The exploratory pass (seeds 0-9, before the lock) and the other profile's confirmatory verdict."""
+    V = lambda v: verdict_label(v, lang)
+    e, o = explored.get(cid), other_rows.get(cid)
+    first = V(e["verdict"]) if e else V("not_run")
+    second = V(o["verdict"]) if o and o["record"] else V("not_run")
+    other_label = _label("other_profile_short", lang).format(profile=f"`{other}`")  # a name: code
+    return f"{_label('exploratory_short', lang)}: {first}<br>{other_label}: {second}"
+
+
+def ledger_table(
+    numbered: list, title_key: str, lang: str, *, explored: dict, other: str, other_rows: dict
+) -> str:
+    """The ledger page's table, one row per (number, ledger.rows row): the claim with where it is
+    made, its section and lock digest; n; the estimate with its 95% interval; the smallest effect of
+    interest; the adjusted verdict (and alone); the exploratory and the other profile's verdicts."""
+    L = lambda key: _label(key, lang)
+    lines = [
+        f"| # | {L(title_key)} | n | {L('estimate_95')} | {L('sesoi_short')} | {L('verdict_holm')} "
+        f"| {L('exploratory_short')} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, r in numbered:
+        c, est, p = r["claim"], r["estimate"], r["claim"].protocol
+        text = c.en if lang == "en" else arabic_text(c.ar, lang)
+        digest_code = f"`{r['digest'][:8]}`"  # a hash: code in both editions
+        paper = "" if c.paper == "-" else f"<br>{L('paper_value')}: {md_cell(paper_text(c, lang))}"
+        claim_cell = (
+            f"{md_cell(text)}<br>{where_text(c.where, lang)} · {{ref}}`{c.label}` · "
+            f"{L('lock_short')} {digest_code}{paper}"
+        )
+        sesoi = ltr(md_cell(("±" if p.kind == "equivalent" else "") + fmt(p.smallest_effect)), lang)
+        n = ltr(md_cell(est.n), lang) if est else "-"
+        estimate = interval_text(est, lang) if est else "-"
+        history = _ledger_history_cell(c.id, lang, explored, other, other_rows)
+        lines.append(
+            f"| {ltr(md_cell(i), lang)} | {claim_cell} | {n} | {estimate} | {sesoi} "
+            f"| {ledger_verdict_cell(r, lang)} | {history} |"
+        )
+    return "\n".join(lines)
+
+
+def checks_table(check_rows: list, untestable_rows: list, lang: str) -> str:
+    """The ledger page's checks (deterministic or true by construction: result, bound, verdict),
+    then the statements this book cannot test, with why."""
+    L = lambda key: _label(key, lang)
+    lines = [
+        f"| # | {L('claim')} | {L('check_result')} | {L('bound_short')} | {L('verdict')} |",
+        "|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(check_rows, 1):
+        c, est, p = r["claim"], r["estimate"], r["claim"].protocol
+        text = c.en if lang == "en" else arabic_text(c.ar, lang)
+        bound = ltr(md_cell(("<\u00a0" if p.kind == "below" else ">\u00a0") + fmt(p.margin)), lang)
+        result = interval_text(est, lang) if est else "-"
+        lines.append(
+            f"| {ltr(md_cell(i), lang)} | {md_cell(text)}<br>{{ref}}`{c.label}` | {result} | {bound} "
+            f"| {ledger_verdict_cell(r, lang)} |"
+        )
+    if untestable_rows:  # what this book cannot run, and why
+        lines += [
+            "",
+            f"**{L('untestable_heading')}**",
+            "",
+            f"| {L('claim')} | {L('why_not')} | {L('verdict')} |",
+        ]
+        lines.append("|---|---|---|")
+        for r in untestable_rows:
+            c = r["claim"]
+            text = c.en if lang == "en" else arabic_text(c.ar, lang)
+            why = c.untestable_en if lang == "en" else arabic_text(c.untestable_ar, lang)
+            no = verdict_label("not_testable", lang)
+            lines.append(f"| {md_cell(text)}<br>{{ref}}`{c.label}` | {md_cell(why)} | **{no}** |")
+    return "\n".join(lines)
+
+
+def protocol_blocks(numbered: list, check_rows: list, lang: str) -> str:
+    """Every protocol in full, folded, numbered as the ledger's tables number its claims (checks ✓1, ...)."""
+    blocks = []
+    for i, r in numbered + [(f"✓{j}", r) for j, r in enumerate(check_rows, 1)]:
+        c = r["claim"]
+        title = c.en if lang == "en" else arabic_text(c.ar, lang)
+        blocks.append(folded(f"{ltr(md_cell(i), lang)}. {title}", protocol_table(c, lang)))
+    return "\n\n".join(blocks)
+
+
 def md_cell(text) -> str:
     """Text for one cell of a Markdown table: a norm written \\| in math becomes \\Vert (the
     table's own pipe escaping would otherwise eat its backslash), other pipes are escaped, newlines

@@ -158,6 +158,18 @@ def plain_log_ticks(fig) -> None:
                 axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False))
 
 
+def seed_band(ax, curves: list[dict], key: str, label: str, skip_first: bool = False, **kw) -> None:
+    """`band` over per-seed curves ({"steps": [...], key: [...]}, one dict per seed): the runs that
+    recorded `key`, against the first run's steps (without the first point when `skip_first`: a
+    difference between measurements has none there)."""
+    import numpy as np
+
+    runs = [c[key] for c in curves if c[key]]
+    if runs:
+        x = np.asarray(curves[0]["steps"][1:] if skip_first else curves[0]["steps"])
+        band(ax, x, runs, label, **kw)
+
+
 def band(ax, x, runs, label: str, **kw):
     """Mean over runs as a line, +- one std as a shaded band, clipped to the range the runs span at
     each point (a band never shows an accuracy above 1 or a norm below 0 that no run reached: one

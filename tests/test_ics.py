@@ -265,3 +265,8 @@ def test_conclusion_follows_the_verdicts(lang):
 
         plain = re.sub(r"\$[^$]*\$|\u2066[^\u2069]*\u2069", "", against)
         assert set(re.findall(r"[A-Za-z]+", plain)) <= {"He"}, re.findall(r"[A-Za-z]+", plain)
+
+
+def test_the_geometric_mean_ratio_leaves_out_a_seed_without_a_number():
+    summary = {"bn": {"drift": [1.0, 4.0, None]}, "no_bn": {"drift": [4.0, 4.0, 2.0]}}
+    assert ics.geo_ratio(summary, "bn", "no_bn", "drift") == pytest.approx(0.5)  # sqrt(1/4 * 1)

@@ -210,6 +210,28 @@ def test_a_chapter_reports_a_claim_in_one_call_that_records_and_judges_once(fold
     assert row()["verdict"] == "not_run" and "seeds" in row()["problem"]  # the ledger refuses it
 
 
+def test_a_chapters_reporter_shares_its_arguments_glues_the_verdict_and_keeps_it(folder):
+    """claims_view.reporter: the chapter's record(cid) with what its claims share; an override wins
+    for one claim; the verdict is glued as v_<id> and kept in record.judged for the conclusion."""
+    from bnpaper import claims_view
+
+    glued = {}
+    where = {"seeds": profiles.eval_seeds("quick"), "lengths": figure1.settings("quick"), "n": 10}
+    record = claims_view.reporter("en", glued.__setitem__, measurement=HIGHER, profile="quick", **where)
+    md = record("fig1-accuracy")
+    assert glued == {"v_fig1-accuracy": "holds"} and "holds" in md
+    assert record.judged["fig1-accuracy"][0] == row()["unadjusted"] == "holds"
+    record("fig1-accuracy", seeds=list(range(10)))  # an override for one call: refused by the ledger
+    assert row()["verdict"] == "not_run"
+
+
+def test_mean_and_std_over_the_runs_that_gave_a_number():
+    from bnpaper import claims_view
+
+    assert claims_view.pm_runs([0.5, None, 0.7], "en", 100, 1) == "60.0 ± 14.1"  # std with n - 1
+    assert claims_view.pm_runs([0.5], "en") == "0.5000" and claims_view.pm_runs([None], "en") == "-"
+
+
 def test_chapters_leave_settings_and_records_to_their_experiment_and_claims_view():
     """Issue 24's rule: a chapter calls, plots and glues. Its experiment's numbers come from the
     module (`<module>.settings(profile, steps)`, one scaling rule), and its ledger records from
@@ -225,4 +247,30 @@ def test_chapters_leave_settings_and_records_to_their_experiment_and_claims_view
         for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
         if re.search(r"profiles\.settings|ledger\.record|steps //", line)
     ]
+    assert not found, "\n".join(found)
+
+
+def test_chapters_define_no_functions_and_judge_no_claim_twice():
+    """Issue 24's rule, the other half: the logic a chapter used to carry (a ledger table, a
+    geometric mean, a record wrapper, a second judging for the conclusion) lives in claims_view,
+    plotting or the experiment module. A class shown to the reader (chapter 01's TinyBN) is
+    content, not logic: its methods are allowed."""
+    import ast
+
+    from bnpaper.book.chapters import chapters
+
+    found = []
+    for name, ch in chapters().items():
+        for cell in ch.notebook.cells:
+            if cell.cell_type != "code":
+                continue
+            tree = ast.parse(cell.source)
+            in_class = {id(f) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for f in c.body}
+            found += [
+                f"{name}: def {n.name}"
+                for n in ast.walk(tree)
+                if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and id(n) not in in_class
+            ]
+            if ".judge(" in cell.source:
+                found.append(f"{name}: judges a claim again (use the reporter's record.judged)")
     assert not found, "\n".join(found)

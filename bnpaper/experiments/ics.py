@@ -317,6 +317,13 @@ def summarize(runs: list[dict]) -> dict:
     return out
 
 
+def geo_ratio(summary: dict, a: str, b: str, key: str) -> float:
+    """Geometric mean over seeds of arm a's per-seed `key` over arm b's (a seed without a number in
+    either arm, a diverged run, is left out)."""
+    ratio = np.asarray(summary[a][key], float) / np.asarray(summary[b][key], float)  # (seeds,)
+    return float(np.exp(np.nanmean(np.log(ratio))))
+
+
 def run(cfg: ICSConfig) -> dict:
     """Every arm of the sweep, with per-seed summaries; the arms run side by side in the worker
     processes (bnpaper.engine.map_tasks), each measured by its own training loop."""
@@ -735,3 +742,13 @@ def conclusion(verdicts: dict, values: dict, endpoint, lang: str) -> str:
     else:
         out.append(_VERDICT_OF_MECHANISM["open"][k])
     return " ".join(out)
+
+
+def conclude(judged: dict, summary: dict, lang: str) -> str:
+    """`conclusion` from what the chapter judged (claim id -> (verdict, estimate)) and the sweep's
+    summary: each claim's estimate, noisy BN's drift over BN's, and the endpoint BN - no BN in final
+    validation accuracy (paired by seed, each arm at its tuned rate)."""
+    values = {cid: est.value for cid, (_, est) in judged.items()}
+    values["noisy_drift"] = geo_ratio(summary, "noisy_bn", "bn", "drift")
+    endpoint = paired_t(summary["bn"]["final_val_acc"], summary["no_bn"]["final_val_acc"])
+    return conclusion({cid: v for cid, (v, _) in judged.items()}, values, endpoint, lang)
