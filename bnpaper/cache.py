@@ -37,7 +37,7 @@ DATA_FILES = {
     "plotting": ("glossary.yml",),
     "counting": ("counted.yml",),
     "prereg": ("protocols.lock",),
-    "ledger": ("exploratory.json",),
+    "ledger": ("exploratory.json", "confirmatory.json"),
 }
 
 

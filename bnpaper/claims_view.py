@@ -378,6 +378,27 @@ def ledger_table(
     return "\n".join(lines)
 
 
+def profile_agreement(numbered: list, other: str, other_rows: dict, source: dict, lang: str) -> str:
+    """One sentence under the ledger: where the other profile's verdicts come from, on how many of
+    the claims both profiles measured they agree, and the numbers (as in the table) of those they
+    do not: a verdict that the run length decides is a finding, not a footnote."""
+    L = lambda key: _label(key, lang)
+    name = f"`{other}`"  # a name: code in both editions
+    if source["kind"] == "none":
+        return L("other_profile_none").format(profile=name)
+    where = L("other_profile_built") if source["kind"] == "built" else L("other_profile_frozen")
+    where = where.format(commit=f"`{source.get('commit', '')}`", date=ltr(source.get("date", ""), lang))
+    both = [(i, r) for i, r in numbered if r["record"] is not None and r["claim"].id in other_rows]
+    differ = [i for i, r in both if other_rows[r["claim"].id]["verdict"] != r["verdict"]]
+    text = L("other_profile_agrees").format(
+        profile=name, source=where, agree=ltr(len(both) - len(differ), lang), both=ltr(len(both), lang)
+    )
+    if differ:
+        listed = ("، " if lang == "ar" else ", ").join(ltr(f"#{i}", lang) for i in differ)
+        return text + L("other_profile_differs").format(claims=listed)
+    return text + "."
+
+
 def checks_table(check_rows: list, untestable_rows: list, lang: str) -> str:
     """The ledger page's checks (deterministic or true by construction: result, bound, verdict),
     then the statements this book cannot test, with why."""

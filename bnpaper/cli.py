@@ -3,6 +3,7 @@
 bnpaper book [--profile quick] [--device auto] [--lang en,ar]
 bnpaper execute CHAPTER --lang ar -p name value ...
 bnpaper i18n status | ok CHAPTER:N
+bnpaper freeze --profile paper --commit C   keep that build's verdicts for the other profile's ledger
 bnpaper bench [--device cpu] [--repeats 25] [--train | --sync]
 bnpaper lock [--check]
 bnpaper run mlp|convnet|inception [--set key=value ...] [--seeds 10] [--compare key=a,b]
@@ -86,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
         "lock", help="lock every claim's protocol by digest before its confirmatory run (protocols.lock)"
     )
     lk.add_argument("--check", action="store_true", help="exit 1 if a protocol differs from its lock")
+
+    fz = sub.add_parser(
+        "freeze",
+        help="keep a profile's confirmatory verdicts (data/confirmatory.json) for the other's ledger",
+    )
+    fz.add_argument("--profile", default="paper", help="the profile whose build to keep (default paper)")
+    fz.add_argument(
+        "--ledger", type=Path, default=None, help="that build's ledger folder (default _build/ledger)"
+    )
+    fz.add_argument("--commit", required=True, help="the commit that build was made from")
+    fz.add_argument("--date", default=None, help="the day of that build, YYYY-MM-DD (default today)")
 
     rn = sub.add_parser("run", help="train one of the book's networks over N seeds, with 95%% intervals")
     rn.add_argument("experiment", help="mlp (the Sec. 4.1 / Figure 1 network with BN), convnet or inception")
@@ -196,6 +208,18 @@ def main(argv: list[str] | None = None) -> int:
             for cid in added:
                 print(f"locked {cid}")
             print(f"{len(added)} protocol(s) locked in {prereg.lock_path()}; commit it before the run")
+        elif args.command == "freeze":
+            import datetime
+
+            from bnpaper import ledger
+
+            if args.profile not in ("quick", "paper"):
+                raise ConfigError(f"freeze keeps a 'quick' or 'paper' build, got {args.profile!r}")
+            day = args.date or datetime.date.today().isoformat()
+            entry = ledger.freeze(args.profile, args.commit, day, args.ledger)
+            counts = {v: sum(e["verdict"] == v for e in entry["claims"].values()) for v in ledger.VERDICTS}
+            shown = ", ".join(f"{v} {n}" for v, n in counts.items() if n)
+            print(f"kept {len(entry['claims'])} {args.profile!r} verdicts of {args.commit} ({shown})")
         elif args.command == "run":
             from bnpaper import sweep
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bnpaper import prereg
 from bnpaper.cache import config_key, source_hash, write_json_atomic
-from bnpaper.errors import UnknownNameError
+from bnpaper.errors import MissingError, UnknownNameError
 from bnpaper.protocol import VERDICTS, Claim, adjusted_verdict, decisive_p, digest, flags, holm
 
 __all__ = ["VERDICTS", "Claim", "claims", "by_id", "record", "rows", "records_hash"]
@@ -212,6 +212,73 @@ def exploratory(profile: str) -> dict[str, dict]:
     if not path.is_file():
         return {}
     return json.loads(path.read_text(encoding="utf-8")).get("profiles", {}).get(profile, {})
+
+
+FROZEN = "data/confirmatory.json"
+
+
+def _frozen_path() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("bnpaper").joinpath(FROZEN)))
+
+
+def freeze(profile: str, commit: str, date: str, folder: Path | None = None) -> dict:
+    """Write the confirmatory verdicts of one profile's build (its ledger records, judged and Holm-
+    adjusted by `rows`) into bnpaper/data/confirmatory.json, beside any other profile's: claim id ->
+    {"verdict", "unadjusted", "value", "lo", "hi", "n", "digest", "seeds"}. A book built in the other
+    profile shows them in its ledger (`other_profile`) without re-running this one; `commit` and
+    `date` say which build made them (the embedded digits only). Returns the entry."""
+    entry: dict = {}
+    for r in rows(profile, "", folder):
+        if r["record"] is None:
+            continue
+        est = r["estimate"]
+        entry[r["claim"].id] = {
+            "verdict": r["verdict"],
+            "unadjusted": r["unadjusted"],
+            "value": est.value,
+            "lo": est.lo,
+            "hi": est.hi,
+            "n": est.n,
+            "digest": r["digest"],
+            "seeds": r["record"].get("seeds"),
+        }
+    if not entry:
+        raise MissingError(
+            f"no {profile!r} record to freeze in {(folder or ledger_dir()) / profile}: build that profile "
+            "first (make paper for 'paper')"
+        )
+    path = _frozen_path()
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"profiles": {}}
+    data["profiles"][profile] = {"commit": commit, "date": date, "claims": entry}
+    write_json_atomic(path, data)
+    return data["profiles"][profile]
+
+
+def other_profile(profile: str, data_dir: str = "", folder: Path | None = None) -> tuple[str, dict, dict]:
+    """(the other profile's name, claim id -> its row, where the rows come from) for the ledger's
+    column beside this profile's verdicts: this machine's records of that profile when it has any
+    ({"kind": "built"}), else its frozen confirmatory verdicts (`freeze`: {"kind": "frozen",
+    "commit", "date"}), else nothing ({"kind": "none"}). A frozen verdict whose digest is not the
+    claim's current one is left out: it judged another protocol."""
+    other = "paper" if profile != "paper" else "quick"
+    live = {r["claim"].id: r for r in rows(other, data_dir, folder) if r["record"] is not None}
+    if live:
+        return other, live, {"kind": "built"}
+    path = _frozen_path()
+    if not path.is_file() or data_dir:
+        return other, {}, {"kind": "none"}
+    frozen = json.loads(path.read_text(encoding="utf-8"))["profiles"].get(other, {})
+    current = {c.id: digest(c) for c in claims() if c.protocol is not None}
+    found = {
+        cid: {**e, "record": True}
+        for cid, e in frozen.get("claims", {}).items()
+        if current.get(cid) == e["digest"]
+    }
+    if not found:
+        return other, {}, {"kind": "none"}
+    return other, found, {"kind": "frozen", "commit": frozen["commit"], "date": frozen["date"]}
 
 
 def records_hash(profile: str, data_dir: str = "", folder: Path | None = None) -> str:

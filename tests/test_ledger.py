@@ -274,3 +274,48 @@ def test_chapters_define_no_functions_and_judge_no_claim_twice():
             if ".judge(" in cell.source:
                 found.append(f"{name}: judges a claim again (use the reporter's record.judged)")
     assert not found, "\n".join(found)
+
+
+def test_the_other_profiles_verdicts_are_kept_and_shown_only_for_the_protocol_they_judged(
+    folder, tmp_path, monkeypatch
+):
+    """bnpaper freeze: a paper build's verdicts are kept in data/confirmatory.json and the quick
+    ledger shows them beside its own; a kept verdict of another digest is left out, and a profile
+    with neither records nor kept verdicts says how to make them."""
+    from bnpaper import claims_view
+    from bnpaper.errors import MissingError
+
+    frozen = tmp_path / "confirmatory.json"
+    monkeypatch.setattr(ledger, "_frozen_path", lambda: frozen)
+    with pytest.raises(MissingError, match="no 'paper' record to freeze.*make paper"):
+        ledger.freeze("paper", "abc1234", "2026-12-06")
+    assert ledger.other_profile("quick")[2] == {"kind": "none"}
+    record(m=LOWER, profile="paper")
+    entry = ledger.freeze("paper", "abc1234", "2026-12-06")
+    assert entry["claims"]["fig1-accuracy"]["verdict"] == "does_not_hold" and entry["commit"] == "abc1234"
+    for p in (folder / "ledger" / "paper").rglob("*.json"):
+        p.unlink()  # this machine has no paper build now: only what was kept
+    other, rows, source = ledger.other_profile("quick")
+    assert other == "paper" and source == {"kind": "frozen", "commit": "abc1234", "date": "2026-12-06"}
+    assert rows["fig1-accuracy"]["verdict"] == "does_not_hold"
+
+    record(m=HIGHER)  # quick: holds, against the paper profile's does not hold
+    numbered = list(enumerate((r for r in ledger.rows("quick") if r["kind"] == "claim"), 1))
+    text = claims_view.profile_agreement(numbered, other, rows, source, "en")
+    number = next(i for i, r in numbered if r["claim"].id == "fig1-accuracy")
+    assert "on 0 of the 1 claims" in text and f"differs on #{number}" in text and "abc1234" in text
+
+    data = json.loads(frozen.read_text())
+    data["profiles"]["paper"]["claims"]["fig1-accuracy"]["digest"] = "0" * 16  # another protocol
+    frozen.write_text(json.dumps(data))
+    assert ledger.other_profile("quick")[1:] == ({}, {"kind": "none"})
+    assert "`make paper` builds it" in claims_view.profile_agreement(
+        numbered, "paper", {}, {"kind": "none"}, "en"
+    )
+
+
+def test_freeze_refuses_a_profile_that_cannot_be_the_other_one(capsys):
+    from bnpaper.cli import main
+
+    assert main(["freeze", "--profile", "smoke", "--commit", "abc"]) != 0
+    assert "freeze keeps a 'quick' or 'paper' build, got 'smoke'" in capsys.readouterr().err
