@@ -104,9 +104,8 @@ def interval_text(est: Estimate | None, lang: str) -> str:
     return ltr(f"{fmt(est.value)} [{fmt(est.lo)}, {fmt(est.hi)}]", lang)
 
 
-_WHERE = [  # the parts of Claim.where, "paper 4.1, Fig. 1(a)" / "source §4.2", in words
+_WHERE = [  # the parts of Claim.where ("paper 4.1, Fig. 1(a)": the paper's numbers only), in words
     (re.compile(r"paper (\d[\d.]*)"), "where_paper"),
-    (re.compile(r"source §(\d[\d.]*)"), "where_source"),
     (re.compile(r"Alg\. (\d+)"), "where_algorithm"),
     (re.compile(r"Fig\. (\d+(?:\([a-c, ]+\))?)"), "where_figure"),
     (re.compile(r"(Santurkar|Bjorck|Yang|Hoffer) et al\. (\d{4})"), "where_et_al"),
@@ -126,8 +125,8 @@ def panel_letters(text: str, lang: str) -> str:
 
 def _where_part(key: str, m: re.Match, lang: str) -> str:
     L = _label
-    if key in ("where_paper", "where_source", "where_section"):
-        return L(key, lang).format(ltr("§" + m.group(1), lang))  # the section sign reads before its number
+    if key in ("where_paper", "where_section"):
+        return L(key, lang).format(ltr(m.group(1), lang))  # «القسم 3.2»: a word, not a section sign
     if key == "where_figure":
         return L(key, lang).format(panel_letters(m.group(1), lang))
     if key in (
@@ -143,7 +142,7 @@ def _where_part(key: str, m: re.Match, lang: str) -> str:
 
 
 def where_text(where: str, lang: str) -> str:
-    """Claim.where in the page's language: 'paper 3.2 (source §4)' -> 'الورقة §3.2 (النص المصدر §4)'."""
+    """Claim.where in the page's language: 'paper 3.2, Fig. 3' -> 'الورقة، القسم 3.2، الشكل 3'."""
     if lang == "en":
         return where
     out = where

@@ -367,7 +367,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="conv-bias",
         **T.fields("conv-bias.claim", "en", "ar"),
-        where="paper 3.2 (source §4)",
+        where="paper 3.2",
         paper="-",
         chapter="02_conv",
         label="sec-conv-bias",
@@ -388,7 +388,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="conv-per-map",
         **T.fields("conv-per-map.claim", "en", "ar"),
-        where="paper 3.2 (source §4)",
+        where="paper 3.2",
         paper="-",
         chapter="02_conv",
         label="sec-conv-per-map",
@@ -409,7 +409,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="conv-fold",
         **T.fields("conv-fold.claim", "en", "ar"),
-        where="paper 3.2 (source §4)",
+        where="paper 3.2",
         paper="-",
         chapter="02_conv",
         label="sec-conv-fold",

@@ -344,7 +344,7 @@ CLAIMS = (
     Claim(
         id="init-insensitive",
         **T.fields("init-insensitive.claim", "en", "ar"),
-        where="paper 3.3 (source §4.1)",
+        where="paper 3.3",
         paper="-",
         chapter="07_figure1",
         label="sec-fig1-neighbours",

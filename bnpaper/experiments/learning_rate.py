@@ -513,7 +513,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="scale-identities",
         **T.fields("scale-identities.claim", "en", "ar"),
-        where="paper 3.3 (source §4.1)",
+        where="paper 3.3",
         **T.fields("scale-identities.paper", "paper", "paper_ar"),
         chapter=_CH,
         label="sec-lr-identities",
@@ -534,7 +534,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="larger-weights-smaller-gradients",
         **T.fields("larger-weights-smaller-gradients.claim", "en", "ar"),
-        where="paper 3.3 (source §4.1)",
+        where="paper 3.3",
         paper="-",
         chapter=_CH,
         label="sec-lr-growth",
@@ -574,7 +574,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="higher-learning-rates",
         **T.fields("higher-learning-rates.claim", "en", "ar"),
-        where="paper 3.3 (source §4.1)",
+        where="paper 3.3",
         paper="-",
         chapter=_CH,
         label="sec-lr-sweep",
@@ -595,7 +595,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="saturating-nonlinearities",
         **T.fields("saturating-nonlinearities.claim", "en", "ar"),
-        where="paper 3.3 (source §4.1)",
+        where="paper 3.3",
         paper="-",
         chapter=_CH,
         label="sec-lr-sigmoid",

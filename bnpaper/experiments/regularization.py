@@ -385,7 +385,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="nondeterministic-output",
         **T.fields("nondeterministic-output.claim", "en", "ar"),
-        where="paper 3.4 (source §4.2)",
+        where="paper 3.4",
         paper="-",
         chapter="04_regularization",
         label="sec-reg-nondeterminism",
@@ -406,7 +406,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="reduces-dropout",
         **T.fields("reduces-dropout.claim", "en", "ar"),
-        where="paper 3.4 (source §4.2)",
+        where="paper 3.4",
         paper="-",
         chapter="04_regularization",
         label="sec-reg-dropout",
@@ -427,7 +427,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="improves-generalization",
         **T.fields("improves-generalization.claim", "en", "ar"),
-        where="source §4.2",
+        where="paper 3.4",
         paper="-",
         chapter="04_regularization",
         label="sec-reg-dropout",
@@ -448,7 +448,7 @@ CLAIMS: tuple[protocol.Claim, ...] = (
     protocol.Claim(
         id="noise-regularizes",
         **T.fields("noise-regularizes.claim", "en", "ar"),
-        where="paper 3.4 (source §4.2)",
+        where="paper 3.4",
         paper="-",
         chapter="04_regularization",
         label="sec-reg-frozen",
