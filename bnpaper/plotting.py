@@ -88,7 +88,8 @@ def figure_texts(fig) -> list[str]:
 def check(fig, lang: str | None = None) -> None:
     """Draw `fig` and fail on what a reader must not see: a glyph the fonts lack (matplotlib's
     "Glyph ... missing from font(s)" warning, tick labels and mathtext included) and, in the
-    Arabic edition, a Latin word outside $math$ that is not a name (bnpaper.book.audit)."""
+    Arabic edition, Arabic words in a text that also holds $math$ (mathtext draws them unjoined
+    and reversed) or a Latin word outside $math$ that is not a name (bnpaper.book.audit)."""
     import re
     import warnings
 
@@ -102,6 +103,16 @@ def check(fig, lang: str | None = None) -> None:
     if missing:
         raise FigureTextError(f"the figure would show boxes for missing glyphs: {missing}")
     if lang == "ar":
+        mixed = [
+            t for t in figure_texts(fig) if re.search(r"\$[^$]*\$", t) and re.search("[\u0600-\u06ff]", t)
+        ]
+        if (
+            mixed
+        ):  # a text with $math$ goes through mathtext, which neither joins Arabic letters nor orders RTL
+            raise FigureTextError(
+                f"Arabic and $math$ in one figure text would draw the Arabic unjoined and reversed: {mixed}; "
+                "keep a figure's Arabic labels free of $...$ (words, or the symbol on its own)"
+            )
         words = latin_words(" ".join(re.sub(r"\$[^$]*\$", " ", t) for t in figure_texts(fig)))
         if words:
             raise FigureTextError(

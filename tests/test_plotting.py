@@ -79,11 +79,23 @@ def test_check_fails_on_english_in_an_arabic_figure_but_not_in_math_or_the_engli
     fig.axes[1].set_xlabel("unit 8")
     with pytest.raises(plotting.FigureTextError, match="unit"):
         plotting.check(fig)
-    fig.axes[1].set_xlabel(r"الوحدة 8 $\|W_1\|$")
+    fig.axes[1].set_xlabel(r"$\|W_1\|$")  # a formula on its own: mathtext, no Arabic to break
     plotting.check(fig)
     plotting.plt.close(fig)
     fig = _log_figure("en")
     fig.axes[1].set_xlabel("unit 8")
+    plotting.check(fig)
+    plotting.plt.close(fig)
+
+
+def test_check_fails_on_arabic_and_math_in_one_label():
+    """mathtext neither joins Arabic letters nor orders them right to left: such a label would
+    read «ةينيسلا» for «السينية»."""
+    fig = _log_figure("ar")
+    fig.axes[1].set_xlabel(r"مخرج الدالة السينية $h$")
+    with pytest.raises(plotting.FigureTextError, match="unjoined and reversed"):
+        plotting.check(fig)
+    fig.axes[1].set_xlabel("مخرج الدالة السينية")
     plotting.check(fig)
     plotting.plt.close(fig)
 

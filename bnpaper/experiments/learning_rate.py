@@ -381,6 +381,107 @@ def _estimate_sigmoid(m: dict) -> Estimate:
     return protocol.paired_t(zero(m["bn"]), zero(m["no_bn"]))
 
 
+# ----------------------------------------------------------------------------- BN at work: histograms
+
+SATURATED = 0.05  # a sigmoid output below 0.05 or above 0.95: its slope sigma' is below 0.0475 (max 0.25)
+GRAD_RANGE = (1e-9, 1e-1)  # |dl/dh| histogram range, log-spaced bins (values outside count at the edges)
+
+
+@dataclass
+class HistogramConfig:
+    deep: DeepSigmoidConfig = field(default_factory=DeepSigmoidConfig)  # the networks (trained there)
+    examples: int = 1000  # training examples the histograms are taken over, one mini-batch (train mode)
+    bins: int = 40
+
+
+def _hidden_outputs(
+    model: nn.Sequential, x: torch.Tensor, y: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(h, dl/dh) of every hidden sigmoid layer on one mini-batch: h (m, d) in (0, 1), its gradient
+    (m, d) of the mean cross-entropy. Train mode on a copy: BN uses the batch's statistics, as in
+    training, and the model's moving averages stay as they were."""
+    import copy
+
+    net = copy.deepcopy(model).cpu().train()
+    outs: list[torch.Tensor] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o: outs.append(o)) for m in net if isinstance(m, nn.Sigmoid)
+    ]
+    try:
+        loss = nn.functional.cross_entropy(net(x), y)
+        grads = torch.autograd.grad(loss, outs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [(h.detach(), g) for h, g in zip(outs, grads)]
+
+
+def layer_histograms(cfg: HistogramConfig) -> dict:
+    """What BN does to each layer of the deep sigmoid network, as makemore draws it (Karpathy, part
+    3): per arm (bn, no_bn) and state (init, trained), for the first evaluation seed's network, per
+    hidden layer: the histogram of its sigmoid outputs on [0, 1], the share saturated (below
+    SATURATED or above 1 - SATURATED), and the histogram of |dl/dh| on log-spaced bins over
+    GRAD_RANGE with its root mean square. The trained networks are the deep sigmoid runs (from the
+    store); a diverged run has no histograms (None)."""
+    arms = deep_configs(replace(cfg.deep, seeds=cfg.deep.seeds[:1]))
+    done = trained_many(arms["bn"] + arms["no_bn"], desc="deep sigmoid")
+    trained_models = {"bn": done[0], "no_bn": done[1]}
+    c0 = arms["bn"][0]
+    ds = data_mod.load(c0.data_dir)
+    g = torch.Generator().manual_seed(c0.seed)
+    idx = torch.randperm(len(ds.y_train), generator=g)[: cfg.examples]
+    x, y = ds.x_train[idx].flatten(1), ds.y_train[idx]  # (m, 784), (m,)
+    act_edges = np.linspace(0.0, 1.0, cfg.bins + 1)
+    grad_edges = np.geomspace(*GRAD_RANGE, cfg.bins + 1)
+    out: dict = {"act_edges": act_edges.tolist(), "grad_edges": grad_edges.tolist()}
+    for arm in ("bn", "no_bn"):
+        for state in ("init", "trained"):
+            if state == "init":
+                torch.manual_seed(c0.seed)
+                model, diverged = build_model(arms[arm][0]), False
+            else:
+                model, h = trained_models[arm]
+                diverged = h["diverged"]
+            if diverged:
+                out[f"{arm}/{state}"] = None
+                continue
+            layers = []
+            for h_, g_ in _hidden_outputs(model, x, y):
+                a, gr = h_.numpy().ravel(), np.abs(g_.numpy().ravel())
+                layers.append(
+                    {
+                        "act_hist": np.histogram(a, act_edges)[0].tolist(),
+                        "saturated": float(np.mean((a < SATURATED) | (a > 1 - SATURATED))),
+                        "grad_hist": np.histogram(np.clip(gr, *GRAD_RANGE), grad_edges)[0].tolist(),
+                        "grad_rms": float(np.sqrt(np.mean(gr**2))),
+                    }
+                )
+            out[f"{arm}/{state}"] = layers
+    return out
+
+
+def histogram_summary(hist: dict) -> dict:
+    """Per arm (None where a run diverged): after training, the most saturated hidden layer
+    (1-based) and its saturated share; at initialization and after training, the RMS of dl/dh at
+    the first hidden layer over the RMS at the last (below 1: the gradient shrinks on its way back)."""
+    out: dict = {}
+    for arm in ("bn", "no_bn"):
+        init, trained = hist[f"{arm}/init"], hist[f"{arm}/trained"]
+        if trained is None:
+            out[arm] = None
+            continue
+        sat = [layer["saturated"] for layer in trained]
+        worst = int(np.argmax(sat))
+        ratio = lambda layers: layers[0]["grad_rms"] / layers[-1]["grad_rms"]  # noqa: E731
+        out[arm] = {
+            "most_saturated_layer": worst + 1,
+            "most_saturated": sat[worst],
+            "grad_first_over_last_init": ratio(init),
+            "grad_first_over_last_trained": ratio(trained),
+        }
+    return out
+
+
 # ----------------------------------------------------------------------------- Jacobians
 
 
