@@ -385,3 +385,33 @@ def test_no_bn_spectra_against_autograd():
         torch.linalg.svdvals(torch.func.jacrev(lambda v: mods[3](torch.sigmoid(v)))(z[i])) for i in range(3)
     ]
     assert np.allclose(sp["singular_values"][0], torch.cat(ref).detach().numpy(), rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- BN at work: histograms
+
+
+def test_layer_histograms_see_the_vanishing_gradient_that_bn_removes(tmp_path, monkeypatch):
+    """At Glorot initialization a deep sigmoid MLP's gradient shrinks by sigma' <= 1/4 per layer on
+    its way back; BN's per-layer rescaling keeps it level. The histograms count every value, and
+    the saturated share is the mass of the outermost bins' range."""
+    monkeypatch.setenv("BNPAPER_CACHE", str(tmp_path))
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    deep = lr_exp.DeepSigmoidConfig(
+        bn=lr_exp.deep_config("smoke", bn=True, lr=0.1, steps=2, eval_every=2, hidden=[32] * 5),
+        no_bn=lr_exp.deep_config("smoke", bn=False, lr=0.1, steps=2, eval_every=2, hidden=[32] * 5),
+        seeds=[3],
+    )
+    cfg = lr_exp.HistogramConfig(deep=deep, examples=200, bins=20)  # bins of 0.05: saturation = the ends
+    hist = lr_exp.layer_histograms(cfg)
+    for key in ("bn/init", "bn/trained", "no_bn/init", "no_bn/trained"):
+        assert len(hist[key]) == 5
+        for layer in hist[key]:
+            act, grad = np.asarray(layer["act_hist"]), np.asarray(layer["grad_hist"])
+            assert act.sum() == grad.sum() == 200 * 32
+            assert layer["saturated"] == pytest.approx((act[0] + act[-1]) / act.sum(), abs=1e-3)
+    rms = {arm: [layer["grad_rms"] for layer in hist[f"{arm}/init"]] for arm in ("bn", "no_bn")}
+    assert all(a < b for a, b in zip(rms["no_bn"], rms["no_bn"][1:]))  # shrinks towards the input
+    summary = lr_exp.histogram_summary(hist)
+    assert summary["no_bn"]["grad_first_over_last_init"] < 0.1
+    assert 0.5 < summary["bn"]["grad_first_over_last_init"] < 2
+    assert summary["bn"]["grad_first_over_last_init"] == pytest.approx(rms["bn"][0] / rms["bn"][-1])

@@ -452,7 +452,9 @@ def layer_histograms(cfg: HistogramConfig) -> dict:
                     {
                         "act_hist": np.histogram(a, act_edges)[0].tolist(),
                         "saturated": float(np.mean((a < SATURATED) | (a > 1 - SATURATED))),
-                        "grad_hist": np.histogram(np.clip(gr, *GRAD_RANGE), grad_edges)[0].tolist(),
+                        "grad_hist": np.histogram(np.clip(gr, grad_edges[0], grad_edges[-1]), grad_edges)[
+                            0
+                        ].tolist(),
                         "grad_rms": float(np.sqrt(np.mean(gr**2))),
                     }
                 )
