@@ -106,3 +106,17 @@ def test_steps_to_and_epoch_matched_step():
     assert f1.epoch_matched_step(5000, 250, 3000) == 2500  # 50 epochs of 3,000 digits in batches of 60
     assert f1.epoch_matched_step(1000, 250, 3000) == 1000  # capped at the run's length
     assert f1.epoch_matched_step(50000, 1000, 50000) == 42000  # full MNIST: 41,667 rounded to an evaluation
+
+
+@pytest.mark.parametrize(
+    "windows, shape",
+    [
+        ([[0.6, 0.2, 0.1, 0.05], [0.5, 0.1, 0.1, 0.1]], "front"),  # first quarter > half the total
+        ([[0.5, 0.25, 0.1875, 0.0625]], "falling"),  # exactly half: not front
+        ([[0.1, 0.2, 0.3, 0.35], None], "rising"),  # a diverged run is left out
+        ([[0.2, 0.2, 0.3, 0.35]], "mixed"),  # a flat step is not rising
+    ],
+)
+def test_drift_shape_says_where_the_drift_happened(windows, shape):
+    means, found = f1.drift_shape(windows)
+    assert found == shape and len(means) == 4

@@ -211,6 +211,26 @@ def run_drift(r: dict, steps: int, windows: int = 1) -> np.ndarray:
     return np.median(drift(r["percentiles"], r["track_steps"], steps, windows)["median_range"], axis=1)
 
 
+def drift_shape(windows: list[list[float] | None]) -> tuple[list[float], str]:
+    """Mean over seeds (diverged runs left out) of the drift in each post-warm-up window, and how
+    it is spread over them: "front" (the first window holds more than half of the total: a move
+    early after the warm-up, then little), "rising" or "falling" (each window above, or below, the
+    one before), else "mixed". The pooled drift is one range over all windows; this says where in
+    training it happened, which one number cannot."""
+    rows = np.asarray([w for w in windows if w is not None], dtype=float)  # (seeds, windows)
+    if not len(rows):
+        return [], "mixed"
+    m = rows.mean(0)
+    steps = np.diff(m)
+    if m[0] > 0.5 * m.sum():
+        return m.tolist(), "front"
+    if (steps > 0).all():
+        return m.tolist(), "rising"
+    if (steps < 0).all():
+        return m.tolist(), "falling"
+    return m.tolist(), "mixed"
+
+
 def typical_unit(r: dict, steps: int) -> int:
     """The unit whose median drift is the median over units: a 'typical' sigmoid."""
     d = drift(r["percentiles"], r["track_steps"], steps)["median_range"][0]
