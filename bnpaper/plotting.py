@@ -90,16 +90,26 @@ def check(fig, lang: str | None = None) -> None:
     "Glyph ... missing from font(s)" warning, tick labels and mathtext included) and, in the
     Arabic edition, Arabic words in a text that also holds $math$ (mathtext draws them unjoined
     and reversed) or a Latin word outside $math$ that is not a name (bnpaper.book.audit)."""
+    import logging
     import re
     import warnings
 
     from bnpaper.book.audit import latin_words
 
     lang = lang or _lang
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fig.canvas.draw()
-    missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
+    logged: list[str] = []  # mathtext only logs a glyph it had to replace (a box on the page)
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    mpl_log = logging.getLogger("matplotlib")
+    mpl_log.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig.canvas.draw()
+    finally:
+        mpl_log.removeHandler(handler)
+    texts = [str(w.message) for w in caught] + logged
+    missing = sorted({t for t in texts if "missing from font" in t or "does not have a glyph" in t})
     if missing:
         raise FigureTextError(f"the figure would show boxes for missing glyphs: {missing}")
     if lang == "ar":
@@ -157,7 +167,7 @@ def show(fig=None, panels: bool = True) -> None:
 
 
 def plain_log_ticks(fig) -> None:
-    """Arabic edition: log-axis tick labels as plain text (1e-01), not mathtext (10^{-1}). Mathtext
+    """Arabic edition: log- and symlog-axis tick labels as plain text (1e-01, -1), not mathtext. Mathtext
     sets them in the edition's first font, which has no U+2212 minus and no x: matplotlib logs a
     substitution (not a warning) and draws a box, which the page showed as 10¤1."""
     from matplotlib import ticker
@@ -167,6 +177,8 @@ def plain_log_ticks(fig) -> None:
             if scale == "log":
                 axis.set_major_formatter(ticker.LogFormatter())
                 axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False))
+            elif scale == "symlog":  # -10, 0, 1, 100 as plain numbers (mathtext drew -10^0 as ¤10^0)
+                axis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
 
 
 def seed_band(ax, curves: list[dict], key: str, label: str, skip_first: bool = False, **kw) -> None:

@@ -52,6 +52,8 @@ def _log_figure(lang):
     axes[0].set(yscale="log", xlabel=plotting.label("steps", lang), title=r"$\epsilon = 10^{-3}$")
     axes[1].plot([0, 1], [-1, 1], label=plotting.label("with_bn", lang))
     axes[1].legend()
+    if lang == "ar":
+        plotting.plain_log_ticks(fig)  # as show() does: mathtext ticks would draw a box for the minus
     return fig
 
 
@@ -190,6 +192,26 @@ def test_arabic_log_axes_draw_every_glyph():
         logging.getLogger("matplotlib").removeHandler(handler)
         assert "does not have a glyph" not in buf.getvalue()
         assert any("e-0" in t.get_text() for t in ax.get_yticklabels())
+        plotting.plt.close(fig)
+    finally:
+        plotting.setup("en")
+
+
+def test_check_fails_on_a_glyph_mathtext_only_logs_and_symlog_ticks_are_plain_in_arabic():
+    """A symlog axis drew -10^0 as ¤10^0 in Arabic: check() now reads matplotlib's log, where
+    mathtext reports the glyph it replaced, and plain_log_ticks writes symlog ticks as plain text."""
+    from bnpaper import plotting
+
+    plotting.setup("ar")
+    try:
+        fig, ax = plotting.plt.subplots()
+        ax.plot([-5, 300], [1, 2])
+        ax.set(xscale="symlog")
+        with pytest.raises(plotting.FigureTextError, match="does not have a glyph"):
+            plotting.check(fig)  # mathtext ticks, as matplotlib draws them by default
+        plotting.plain_log_ticks(fig)
+        plotting.check(fig)
+        assert "-1" in [t.get_text() for t in ax.get_xticklabels()]
         plotting.plt.close(fig)
     finally:
         plotting.setup("en")
