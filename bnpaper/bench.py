@@ -262,11 +262,18 @@ def train_bench(
             _, h = train(base)
             single = steps / h["train_seconds"]
             rows.append(_train_row(name, "single", 1, single, single))
+            _, h = train(replace(base, precision="bf16"))  # the option: bfloat16 forward (autocast)
+            rows.append(_train_row(name, "single bf16", 1, steps / h["train_seconds"], single))
             for R in runs:
                 res = engine.train_many([replace(base, seed=s) for s in range(R)], workers=1, batch=True)
                 rows.append(
                     _train_row(name, "batched", R, R * steps / (R * res[0][1]["train_seconds"]), single)
                 )
+                if R == 10:  # the option at the chapters' 10 seeds: bfloat16 forward (autocast)
+                    cfgs = [replace(base, seed=s, precision="bf16") for s in range(R)]
+                    res = engine.train_many(cfgs, workers=1, batch=True)
+                    per_run = R * steps / (R * res[0][1]["train_seconds"])
+                    rows.append(_train_row(name, "batched bf16", R, per_run, single))
                 if name in COMPILED_MODELS:  # the compiled step: once cold (compiling), once warm
                     cfgs = [replace(base, seed=s, step="compiled") for s in range(R)]
                     cold = engine.train_many(cfgs, workers=1, batch=True)[0][1]["train_seconds"] * R
@@ -342,11 +349,14 @@ def machine_peak(threads: int) -> dict:
         xa, wa = torch.randn(10, 60, 784, generator=g), torch.randn(10, 784, 100, generator=g)
         xc, wc = torch.randn(64, 32, 14, 14, generator=g), torch.randn(64, 32, 3, 3, generator=g)
         conv_flops = 2 * 64 * 64 * 14 * 14 * 32 * 9  # (N, C_out, H, W) outputs x C_in x 3 x 3 MACs
+        a16, b16, xc16, wc16 = (t.to(torch.bfloat16) for t in (a, b, xc, wc))
         return {
             "threads": threads,
             "matmul": _flops_per_s(lambda: torch.mm(a, b), 2 * 1024**3),
             "mlp_layer_bmm": _flops_per_s(lambda: torch.bmm(xa, wa), 2 * 10 * 60 * 784 * 100),
             "conv": _flops_per_s(lambda: TF.conv2d(xc, wc, padding=1), conv_flops),
+            "matmul_bf16": _flops_per_s(lambda: torch.mm(a16, b16), 2 * 1024**3),  # AMX / AVX512-BF16
+            "conv_bf16": _flops_per_s(lambda: TF.conv2d(xc16, wc16, padding=1), conv_flops),
         }
     finally:
         torch.set_num_threads(old)
@@ -359,18 +369,22 @@ def add_fraction_of_peak(rows: list[dict], peaks: dict[int, dict], flops: dict[s
     most = max(peaks)
     for r in rows:
         one_thread = r["mode"].startswith("batched") and not r["mode"].startswith("batched+cores")
-        peak = peaks[1 if one_thread else most]["matmul" if r["model"] == "mlp" else "conv"]
+        kind = ("matmul" if r["model"] == "mlp" else "conv") + ("_bf16" if r["mode"].endswith("bf16") else "")
+        peak = peaks[1 if one_thread else most][kind]  # a bf16 row against the bf16 peak
         r["gflop_per_s"] = r["steps_per_s_per_run"] * flops[r["model"]] / 1e9
         r["fraction_of_peak"] = r["gflop_per_s"] * 1e9 / peak
     return rows
 
 
 def format_peak(peaks: dict[int, dict]) -> str:
-    lines = ["measured peak, GFLOP/s (float32):  threads  matmul 1024^3  MLP layer bmm  conv 3x3"]
+    lines = [
+        "measured peak, GFLOP/s:            threads  matmul 1024^3  MLP layer bmm  conv 3x3  "
+        "matmul bf16  conv bf16"
+    ]
     for t, p in sorted(peaks.items()):
         lines.append(
             f"{'':34}{t:>8} {p['matmul'] / 1e9:>14.1f} {p['mlp_layer_bmm'] / 1e9:>14.1f} "
-            f"{p['conv'] / 1e9:>9.1f}"
+            f"{p['conv'] / 1e9:>9.1f} {p['matmul_bf16'] / 1e9:>12.1f} {p['conv_bf16'] / 1e9:>10.1f}"
         )
     return "\n".join(lines)
 

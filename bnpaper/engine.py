@@ -59,6 +59,7 @@ from bnpaper.models import BNNoise, Dropout
 from bnpaper.progress import progress
 from bnpaper.train import (
     TrainConfig,
+    autocast,
     build_model,
     dropout_generator,
     model_dtype,
@@ -464,7 +465,8 @@ def _train_group(
         old_buffers = {k: v.clone() for k, v in runs.buffers.items() if not v.is_floating_point()}
         old_flat_buffers = runs.flat_buffers.clone()
         params = runs.leaf_params()
-        loss = loss_of(params, {**runs.buffers, **runs.masks}, xb, yb)  # (R,)
+        with autocast(cfg0):  # precision 'bf16': the forward in bfloat16 (BN's statistics in float32)
+            loss = loss_of(params, {**runs.buffers, **runs.masks}, xb, yb).float()  # (R,)
         finite = torch.isfinite(loss)
         diverged_at = torch.where(alive & ~finite, step, diverged_at)
         was_alive, alive = alive, alive & finite

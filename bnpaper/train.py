@@ -6,6 +6,7 @@ diverged run is a result, not a crash.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -53,9 +54,13 @@ class TrainConfig:
     device: str = "cpu"  # resolved device ("cpu" or "cuda")
     dtype: str = "float32"  # "float32", or "float64" for exactness tests
     step: str = "eager"  # the engine's batched step: "eager" (the reference) or "compiled" (torch.compile)
+    # "bf16": each training step's forward under torch.autocast (bfloat16 matmuls and convolutions, BN's
+    # statistics in float32, as torch); evaluation stays float32. An option: the book is float32.
+    precision: str = "float32"
 
 
 STEPS = ("eager", "compiled")  # TrainConfig.step: how bnpaper.engine runs a batched step
+PRECISIONS = ("float32", "bf16")  # TrainConfig.precision
 
 
 def dropout_generator(seed: int) -> torch.Generator:
@@ -98,6 +103,22 @@ def check_numbers(cfg: TrainConfig) -> None:
             raise ConfigError(f"{name} = {getattr(cfg, name)!r}: expected {expected}")
     if cfg.step not in STEPS:
         raise ConfigError(f"step = {cfg.step!r}: expected one of {', '.join(STEPS)}")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"precision = {cfg.precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if cfg.precision == "bf16" and (cfg.dtype != "float32" or cfg.step != "eager"):
+        raise ConfigError(
+            f"precision 'bf16' autocasts a float32 model's eager step, got dtype {cfg.dtype!r} and step "
+            f"{cfg.step!r}: set dtype float32 and step eager"
+        )
+
+
+def autocast(cfg: TrainConfig):
+    """The context a training step's forward runs in: torch.autocast to bfloat16 for precision
+    'bf16' (on the config's device type), else nothing."""
+    if cfg.precision != "bf16":
+        return contextlib.nullcontext()
+    kind = "cuda" if str(cfg.device).startswith("cuda") else "cpu"
+    return torch.autocast(device_type=kind, dtype=torch.bfloat16)
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
@@ -250,7 +271,8 @@ def _train(cfg: TrainConfig, on_step, desc: str):
     for step in progress(range(1, cfg.steps + 1), desc=desc):
         idx = next(it).to(device)
         redraw_noise(model, noise_gen)
-        loss = TF.cross_entropy(model(x_tr[idx].contiguous(memory_format=fmt)), y_tr[idx])
+        with autocast(cfg):
+            loss = TF.cross_entropy(model(x_tr[idx].contiguous(memory_format=fmt)), y_tr[idx])
         loss_value = loss.item()  # the one host synchronisation per step (bnpaper.engine has none)
         if not math.isfinite(loss_value):
             hist["diverged"], hist["diverged_at"] = True, step

@@ -30,3 +30,15 @@ def test_fraction_of_peak_uses_the_threads_each_mode_runs_on():
     assert out[2]["fraction_of_peak"] == pytest.approx(10 / 50)  # a conv net: the convolution peak
     table = bench.format_train_table(out)
     assert "11.1%" in table and "20.0%" in table
+
+
+def test_a_bf16_row_is_measured_against_the_bf16_peak():
+    peaks = {1: {"matmul": 100e9, "conv": 50e9, "matmul_bf16": 400e9, "conv_bf16": 100e9}}
+    rows = [
+        dict(model="mlp", mode="batched bf16", runs=10, steps_per_s_per_run=1000.0, ratio_to_single=1.5),
+        dict(model="convnet", mode="single bf16", runs=1, steps_per_s_per_run=100.0, ratio_to_single=1.2),
+    ]
+    out = bench.add_fraction_of_peak(rows, peaks, {"mlp": 20_000_000, "convnet": 100_000_000})
+    assert out[0]["fraction_of_peak"] == pytest.approx(20 / 400) and out[1][
+        "fraction_of_peak"
+    ] == pytest.approx(10 / 100)

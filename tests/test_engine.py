@@ -371,3 +371,30 @@ def test_an_unknown_step_is_refused_before_training():
 
     with pytest.raises(ConfigError, match="step = 'jit': expected one of eager, compiled"):
         engine.train_many([TrainConfig(model="mlp", steps=5, step="jit")], batch=True, workers=1)
+
+
+def test_bf16_is_an_option_that_changes_the_arithmetic_the_key_and_nothing_else(tmp_path, monkeypatch):
+    """precision='bf16': the forward under autocast (so the losses differ from float32 beyond
+    float32 rounding, yet stay close), in batched and single runs alike; the precision is part of
+    the config, so of the cache key; impossible combinations fail before any work."""
+    from bnpaper import cache
+    from bnpaper.errors import ConfigError
+
+    monkeypatch.setenv("BNPAPER_PROGRESS", "0")
+    base = TrainConfig(model="mlp", hidden=[32, 32], steps=20, eval_every=10, batch_size=32, read_test=False)
+    f32 = [replace(base, seed=s) for s in (0, 1)]
+    b16 = [replace(c, precision="bf16") for c in f32]
+    batched = {p: engine.train_many(cfgs) for p, cfgs in (("f32", f32), ("b16", b16))}
+    for (_, h32), (_, h16) in zip(batched["f32"], batched["b16"]):
+        gap = max(abs(a - b) for a, b in zip(h32["loss"], h16["loss"]))
+        assert 1e-5 < gap < 0.05  # bfloat16 arithmetic (8-bit significand), not float32 rounding
+    _, single = train(b16[0])
+    assert single["loss"] == pytest.approx(batched["b16"][0][1]["loss"], abs=0.02)
+    assert cache.config_key("run", f32[0]) != cache.config_key("run", b16[0])
+    for bad in (
+        replace(b16[0], dtype="float64"),
+        replace(b16[0], step="compiled"),
+        replace(base, precision="fp8"),
+    ):
+        with pytest.raises(ConfigError, match="precision"):
+            build_model(bad)
