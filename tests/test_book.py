@@ -313,6 +313,7 @@ def test_arabic_citations_read_in_arabic(smoke_book):
     )
     assert refs, "no citation found on the Arabic chapter 09"
     assert all("et al" not in t and " and " not in t and re.search(r"، \d{4}", t) for t, _ in refs), refs
+    assert all(re.search(r"[A-Za-z]\u200f", t) for t, _ in refs), refs  # an RLM after each Latin name
     follow = [sep for _, sep in refs if not sep.startswith("]")]
     assert follow and set(follow) == {"؛ "}, follow  # chapter 09 cites two works at once
     en = (smoke_book / "en" / "09_ics.html").read_text(encoding="utf-8")

@@ -36,16 +36,19 @@ def _switch(app, pagename, templatename, context, doctree):
     )
 
 
+RLM = "\u200f"  # right-to-left mark
 _CITATION = re.compile(r"^(?P<names>.+?)(?P<etal> et al\.)?, (?P<year>\d{4}[a-z]?)$")
 
 
 def _cite_text(text: str, lang: str) -> str:
     """An author-year citation in the edition's language: 'Ioffe and Szegedy, 2015' ->
-    'Ioffe و Szegedy، 2015'; 'Yang et al., 2019' -> 'Yang وآخرون، 2019'. Names stay as written."""
+    'Ioffe و Szegedy، 2015'; 'Yang et al., 2019' -> 'Yang وآخرون، 2019'. Names stay as written,
+    each followed by a right-to-left mark (U+200F), so that the Arabic comma and the year after a
+    Latin name stay on the Arabic side instead of joining the name's left-to-right run."""
     m = _CITATION.match(text)
     if lang != "ar" or m is None:
         return text
-    names = m["names"].replace(" and ", " و ")
+    names = " و ".join(n + RLM for n in m["names"].split(" and "))
     return f"{names}{' وآخرون' if m['etal'] else ''}، {m['year']}"
 
 
