@@ -43,6 +43,17 @@ HEADER = (
 )
 
 
+def tuning_seed_fields(seeds: list[int], with_noun: bool = True) -> dict:
+    """The fields a catalog entry names the tuning seeds by: n_tune, tune_first, tune_last, and
+    (with_noun) n_tune_seeds, the count with its Arabic noun («10 بذور»; a pair: English has the
+    number alone)."""
+    from bnpaper.counting import counted
+
+    n = len(seeds)
+    fields = {"n_tune": n, "tune_first": seeds[0], "tune_last": seeds[-1]}
+    return {**fields, "n_tune_seeds": (str(n), counted(n, "seed", "ar"))} if with_noun else fields
+
+
 def text_hash(text: str) -> str:
     """8 hex digits of SHA-256 over the text with its whitespace runs collapsed (re-wrapping a
     paragraph does not make its translation stale; changing a word does). Chapters' twins use it too."""

@@ -31,7 +31,7 @@ from bnpaper.engine import map_tasks, train_many
 from bnpaper.inference import estimate_population_statistics
 from bnpaper.protocol import Claim, Protocol, censored_median_ratio, confirmatory, log_ratio_t, paired_t
 from bnpaper.stats import mean_std
-from bnpaper.text import Catalog
+from bnpaper.text import Catalog, tuning_seed_fields
 from bnpaper.train import TrainConfig, accuracy, build_model
 from bnpaper.tuning import Tuning
 
@@ -333,7 +333,7 @@ def init_ranges(sweep: dict) -> dict[str, list[float | None]]:
 
 FIXED = "2026-11-25"
 _tune, _eval = profiles.tuning_seeds("quick"), profiles.eval_seeds("quick")
-_TS = T("ts", n_tune=len(_tune), tune_first=_tune[0], tune_last=_tune[-1])
+_TS = T("ts", **tuning_seed_fields(_tune, with_noun=False))
 _ES = f"{_eval[0]}-{_eval[-1]}"
 ARMS = T("arms")
 TUNED = T("tuned", lr_grid_first=LR_GRID[0], lr_grid_last=LR_GRID[-1], ts=_TS, es=_ES)

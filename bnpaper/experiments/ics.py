@@ -51,7 +51,7 @@ from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
 from bnpaper.experiments.figure1 import LR_GRID, paper_network, tuning_base
 from bnpaper.protocol import Claim, Protocol, confirmatory, log_ratio_t, one_sample_t, paired_t
-from bnpaper.text import Catalog
+from bnpaper.text import Catalog, tuning_seed_fields
 from bnpaper.train import TrainConfig, build_model
 from bnpaper.tuning import Tuning
 
@@ -372,7 +372,7 @@ def run_depth(cfg: DepthConfig) -> dict:
 
 FIXED = "2026-11-26"
 _tune, _eval = profiles.tuning_seeds("quick"), profiles.eval_seeds("quick")
-_TS = T("ts", n_tune=len(_tune), tune_first=_tune[0], tune_last=_tune[-1])
+_TS = T("ts", **tuning_seed_fields(_tune, with_noun=False))
 NET = T("net")
 TUNED = T("tuned", lr_grid_first=LR_GRID[0], lr_grid_last=LR_GRID[-1], ts=_TS)
 NEW = T("new")

@@ -36,7 +36,7 @@ from functools import partial
 from bnpaper import profiles
 from bnpaper.engine import trained_many
 from bnpaper.protocol import Claim, Estimate, Protocol, censored_median_ratio, confirmatory, paired_t
-from bnpaper.text import Catalog
+from bnpaper.text import Catalog, tuning_seed_fields
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
 
@@ -278,7 +278,7 @@ def plateau_gain(curves: list[list[float]], share: float = 0.25) -> float:
 
 FIXED = "2026-11-25"
 _tune, _eval = profiles.tuning_seeds("quick"), profiles.eval_seeds("quick")
-_TS = T("ts", n_tune=len(_tune), tune_first=_tune[0], tune_last=_tune[-1])
+_TS = T("ts", **tuning_seed_fields(_tune, with_noun=False))
 _ES = f"{_eval[0]}-{_eval[-1]}"
 _GRID = f"{LR_GRID[0]:g} ... {LR_GRID[-1]:g}"
 BN_SHARE = RecipeConfig.bn_baseline_share

@@ -30,7 +30,7 @@ from bnpaper.device import resolve_device
 from bnpaper.engine import map_tasks, train_many
 from bnpaper.experiments.figure1 import LR_GRID, paper_network, tuning_base
 from bnpaper.protocol import Claim, Protocol, confirmatory, exact, paired_t
-from bnpaper.text import Catalog
+from bnpaper.text import Catalog, tuning_seed_fields
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
 
@@ -218,10 +218,7 @@ TUNED = T(
     "tuned",
     lr_grid_first=LR_GRID[0],
     lr_grid_last=LR_GRID[-1],
-    n_tune=len(_tune),
-    tune_first=_tune[0],
-    tune_last=_tune[-1],
-    n_tune_seeds=counting.counted(len(_tune), "seed", "ar"),
+    **tuning_seed_fields(_tune),
 )
 EQ_STEPS = 30  # float64 steps of the 2-process equality runs (quick and paper)
 EXACT_TUNED = T("exact_tuned")

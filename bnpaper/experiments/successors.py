@@ -21,7 +21,7 @@ from bnpaper import counting, profiles
 from bnpaper.engine import map_tasks, train_many
 from bnpaper.experiments.figure1 import LR_GRID, paper_network
 from bnpaper.protocol import Claim, Protocol, confirmatory, paired_t
-from bnpaper.text import Catalog
+from bnpaper.text import Catalog, tuning_seed_fields
 from bnpaper.train import TrainConfig
 from bnpaper.tuning import Tuning
 
@@ -124,10 +124,7 @@ def _tuned(arms: tuple[str, str], grid: tuple) -> tuple[str, str]:
         arms=arms,
         grid_first=grid[0],
         grid_last=grid[-1],
-        n_tune=len(_tune),
-        tune_first=_tune[0],
-        tune_last=_tune[-1],
-        n_tune_seeds=counting.counted(len(_tune), "seed", "ar"),
+        **tuning_seed_fields(_tune),
     )
 
 
