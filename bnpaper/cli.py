@@ -8,6 +8,7 @@ bnpaper bench [--device cpu] [--repeats 25] [--train | --sync]
 bnpaper lock [--check]
 bnpaper run mlp|convnet|inception [--set key=value ...] [--seeds 10] [--compare key=a,b]
 bnpaper pdf [--build-dir _build]
+bnpaper screenshots [--build-dir _build]   the pages a reviewer checks first, as PNGs
 bnpaper release [--build-dir _build] [--out _build/release] | --verify ARCHIVE
 """
 
@@ -113,6 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     pd.add_argument("--build-dir", type=Path, default=Path("_build"), help="the book build (default _build)")
     pd.add_argument("--lang", default="en,ar", help="comma-separated editions (default en,ar)")
+
+    sc = sub.add_parser(
+        "screenshots", help="the ledger, chapter 01's derivation and chapter 07, both editions, as PNGs"
+    )
+    sc.add_argument("--build-dir", type=Path, default=Path("_build"), help="the book build (default _build)")
 
     rl = sub.add_parser("release", help="pack the book build into a verifiable, reproducible .tar.gz")
     rl.add_argument("--build-dir", type=Path, default=Path("_build"), help="the book build (default _build)")
@@ -230,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             pdf.build_pdfs(
                 _build_dir(args.build_dir, must_exist=True), tuple(pipeline.parse_langs(args.lang))
             )
+        elif args.command == "screenshots":
+            from bnpaper.book import screenshots
+
+            for path in screenshots.take(_build_dir(args.build_dir, must_exist=True)):
+                print(f"wrote {path}")
         elif args.command == "release":
             from bnpaper.book import release
 

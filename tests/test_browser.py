@@ -197,3 +197,20 @@ def test_arabic_search_finds_inflected_forms(smoke_book, browser, query):
         ctx.close()
     assert remote == [], remote
     assert any("01_bn_transform.html" in h for h in hits), f"{query}: {hits}"
+
+
+def test_screenshots_of_the_pages_a_reviewer_checks_first_are_not_blank(smoke_book):
+    """bnpaper screenshots: the ledger, chapter 01's derivation and chapter 07, both editions, each
+    a picture with text on it (a blank capture was what plain `chromium --screenshot` gave)."""
+    import numpy as np
+    from PIL import Image
+
+    from bnpaper.book import screenshots
+
+    written = screenshots.take(smoke_book.parent)
+    assert sorted(p.name for p in written) == sorted(
+        f"{name}.{lang}.png" for name, *_ in screenshots.SHOTS for lang in ("en", "ar")
+    )
+    for p in written:
+        pixels = np.asarray(Image.open(p).convert("L"), dtype=float)
+        assert pixels.shape[1] == screenshots.WIDTH and pixels.std() > 10, p.name  # ink, not one colour
