@@ -11,6 +11,7 @@ import re
 
 from bnpaper import ledger, prereg
 from bnpaper.bidi import LRI, PDI, ltr
+from bnpaper.counting import counted
 from bnpaper.glossary import label as _label
 from bnpaper.protocol import SESOI_REASONS, Claim, Estimate, Protocol, digest, flags
 
@@ -309,6 +310,20 @@ def verdicts_table(claims, judged: dict, lang: str) -> str:
         label = verdict_label(judged[c.id][0] if c.id in judged else "not_run", lang)
         lines.append(f"| {md_cell(text)} | {where_text(c.where, lang)} | **{label}** |")
     return "\n".join(lines)
+
+
+def tuned_value_text(entry: dict, lang: str) -> str:
+    """A frozen tuning's value as a table shows it; for an arm that trains nowhere on its grid
+    (tuning.trains_on_grid), "does not train within N steps on the grid a to b" instead."""
+    from bnpaper.tuning import trains_on_grid
+
+    if trains_on_grid(entry):
+        return ltr(f"{entry['value']:g}", lang)
+    grid = entry["grid"]
+    steps = counted(entry["steps"], "step", lang)
+    return _label("tuned_none", lang).format(
+        steps=steps, lo=ltr(f"{grid[0]:g}", lang), hi=ltr(f"{grid[-1]:g}", lang)
+    )
 
 
 def pm_runs(values: list, lang: str, scale: float = 1.0, digits: int = 4) -> str:

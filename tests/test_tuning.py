@@ -142,3 +142,19 @@ def test_retuning_keeps_what_it_replaces(frozen, monkeypatch):
     assert entry["value"] == 1e4
     assert [h["value"] for h in entry["history"]] == [1e-4, 0.1]
     assert all("history" not in h for h in entry["history"])  # flat: one list, newest first
+
+
+def test_an_arm_that_trains_nowhere_on_its_grid_is_not_called_tuned():
+    """Twice chance is the line: an arm whose best mean validation accuracy stays below it shows
+    "does not train within N steps" in every edition, not a tuned value."""
+    from bnpaper import claims_view
+    from bnpaper.tuning import TRAINS, trains_on_grid
+
+    entry = {"value": 0.01, "grid": [0.01, 0.02, 0.04], "steps": 600, "scores": {"0.01": 0.11, "0.02": 0.1}}
+    assert not trains_on_grid(entry)
+    assert (
+        claims_view.tuned_value_text(entry, "en") == "none: no rate from 0.01 to 0.04 trains within 600 steps"
+    )
+    assert "لا معدل" in claims_view.tuned_value_text(entry, "ar")
+    entry["scores"]["0.04"] = TRAINS  # at the line: it trains
+    assert trains_on_grid(entry) and claims_view.tuned_value_text(entry, "en") == "0.01"
