@@ -95,13 +95,18 @@ def fmt(x: float) -> str:
 
 
 def interval_text(est: Estimate | None, lang: str) -> str:
-    """'0.0123 [0.0051, 0.0195]' (or one number for a deterministic check), LTR-isolated."""
+    """'0.0123 [0.0051, 0.0195]' (or one number for a deterministic check), LTR-isolated; an interval
+    open on one side (censored runs) reads as the bound it is: '1.8 [≥ 1.4]', not '[1.4, ∞]'."""
     if est is None:
         return "-"
     if est.value is None or (isinstance(est.value, float) and math.isnan(est.value)):
         return _label("no_estimate", lang)  # no run gave a number (n = 0 or all undefined)
     if est.method.startswith("deterministic"):
         return ltr(fmt(est.value), lang)
+    if math.isinf(est.hi) and est.hi > 0 and math.isfinite(est.lo):
+        return ltr(f"{fmt(est.value)} [≥ {fmt(est.lo)}]", lang)
+    if math.isinf(est.lo) and est.lo < 0 and math.isfinite(est.hi):
+        return ltr(f"{fmt(est.value)} [≤ {fmt(est.hi)}]", lang)
     return ltr(f"{fmt(est.value)} [{fmt(est.lo)}, {fmt(est.hi)}]", lang)
 
 
@@ -351,13 +356,13 @@ def ledger_verdict_cell(r: dict, lang: str) -> str:
 
 
 def _ledger_history_cell(cid: str, lang: str, explored: dict, other: str, other_rows: dict) -> str:
-    """The exploratory pass (seeds 0-9, before the lock) and the other profile's confirmatory verdict."""
+    """The exploratory pass (seeds 0-9, before the lock) over the other profile's confirmatory
+    verdict, one line each, as the column's two-line header names them."""
     V = lambda v: verdict_label(v, lang)
     e, o = explored.get(cid), other_rows.get(cid)
     first = V(e["verdict"]) if e else V("not_run")
     second = V(o["verdict"]) if o and o["record"] else V("not_run")
-    other_label = _label("other_profile_short", lang).format(profile=f"`{other}`")  # a name: code
-    return f"{_label('exploratory_short', lang)}: {first}<br>{other_label}: {second}"
+    return f"{first}<br>{second}"
 
 
 def ledger_table(
@@ -367,9 +372,10 @@ def ledger_table(
     made, its section and lock digest; n; the estimate with its 95% interval; the smallest effect of
     interest; the adjusted verdict (and alone); the exploratory and the other profile's verdicts."""
     L = lambda key: _label(key, lang)
+    history_head = f"{L('exploratory_short')}<br>{L('other_profile_short').format(profile=f'`{other}`')}"
     lines = [
         f"| # | {L(title_key)} | n | {L('estimate_95')} | {L('sesoi_short')} | {L('verdict_holm')} "
-        f"| {L('exploratory_short')} |",
+        f"| {history_head} |",
         "|---|---|---|---|---|---|---|",
     ]
     for i, r in numbered:

@@ -319,3 +319,17 @@ def test_freeze_refuses_a_profile_that_cannot_be_the_other_one(capsys):
 
     assert main(["freeze", "--profile", "smoke", "--commit", "abc"]) != 0
     assert "freeze keeps a 'quick' or 'paper' build, got 'smoke'" in capsys.readouterr().err
+
+
+def test_an_interval_open_on_one_side_reads_as_the_bound_it_is():
+    """A censored steps-to-target ratio has no upper end: '1.8 [≥ 1.4]', not '[1.4, ∞]'."""
+    import math
+
+    from bnpaper import claims_view
+    from bnpaper.protocol import Estimate
+
+    assert claims_view.interval_text(Estimate(1.8, 1.4, math.inf, 10, "median"), "en") == "1.8 [≥ 1.4]"
+    assert claims_view.interval_text(Estimate(-2.0, -math.inf, -1.0, 10, "t"), "en") == "-2 [≤ -1]"
+    assert claims_view.interval_text(Estimate(1.75, 1.0, 14.0, 10, "median"), "en") == "1.75 [1, 14]"
+    both = claims_view.interval_text(Estimate(1.0, -math.inf, math.inf, 10, "median"), "en")
+    assert both == "1 [−∞, ∞]"  # no information either way: said as it is
