@@ -232,7 +232,12 @@ def protocol_table(claim: Claim, lang: str) -> str:
     elif p.kind != "below":
         rows.append((L("protocol_sesoi"), sesoi_text(p, lang)))
     if p.changes[0]:
-        rows.append((L("protocol_changes"), arabic_text(p.text("changes", lang), lang)))
+        changes = re.sub(
+            r"((?:version|الإصدار) (\d+): )(?:version|الإصدار) \2: ", r"\1", p.text("changes", lang)
+        )
+        rows.append(
+            (L("protocol_changes"), arabic_text(changes, lang))
+        )  # (a history quoting "version 2:" once)
     lines = [f"| {L('protocol')} | |", "|---|---|"] + [f"| {a} | {md_cell(b)} |" for a, b in rows]
     return "\n".join(lines)
 
@@ -309,7 +314,7 @@ def verdicts_table(claims, judged: dict, lang: str) -> str:
     """A chapter's verdicts in one place: each claim (its math renders in a Markdown table), where
     it is made, and the verdict its protocol gave (`judged`: claim id -> (verdict, estimate))."""
     L = lambda key: _label(key, lang)
-    lines = [f"| {L('claim')} | {L('where_made')} | {L('verdict')} |", "|---|---|---|"]
+    lines = [f"| {L('claim')} | {L('where_made')} | {L('verdict_alone')} |", "|---|---|---|"]  # not Holm's
     for c in claims:
         text = c.en if lang == "en" else arabic_text(c.ar, lang)
         label = verdict_label(judged[c.id][0] if c.id in judged else "not_run", lang)

@@ -150,6 +150,7 @@ def show(fig=None, panels: bool = True) -> None:
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     if _lang == "ar":
         plain_log_ticks(fig)
+    readable_log_ticks(fig)
     if panels and len(axes) > 1:
         rtl = _lang == "ar"
         axes = sorted(axes, key=lambda ax: _grid_cell(ax, rtl))  # reading order: rows, then columns
@@ -179,6 +180,29 @@ def plain_log_ticks(fig) -> None:
                 axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False))
             elif scale == "symlog":  # -10, 0, 1, 100 as plain numbers (mathtext drew -10^0 as ¤10^0)
                 axis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+
+
+def readable_log_ticks(fig) -> None:
+    """Log axes that span at most three decades are labelled at 1, 2 and 5 times the powers of ten,
+    as plain numbers (2, 5, 10, 20, 50); minor ticks carry no label on any log axis. matplotlib's
+    default labels the minor ticks of a short log axis (2x10^0 3x10^0 4x10^0 ...), which ran into
+    each other on the mini-batch and learning-rate axes."""
+    import math
+
+    from matplotlib import ticker
+
+    for ax in fig.axes:
+        for axis, scale, lim in (
+            (ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+            (ax.yaxis, ax.get_yscale(), ax.get_ylim()),
+        ):
+            if scale != "log":
+                continue
+            lo, hi = sorted(lim)
+            if lo > 0 and math.log10(hi / lo) <= 3:
+                axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+            axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def seed_band(ax, curves: list[dict], key: str, label: str, skip_first: bool = False, **kw) -> None:

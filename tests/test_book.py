@@ -4,6 +4,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from bnpaper.book.chapters import ChapterError, chapters
@@ -278,6 +279,13 @@ def test_the_injected_parameters_cell_is_not_on_the_page(smoke_book, lang):
     shown = [name for name, html in pages.items() if "tag_injected-parameters" in html]
     assert shown == [], f"the injected parameters cell is on {shown}"
     assert any("tag_parameters" in html for html in pages.values())
+    # the parameters a reader sees are this build's: the Arabic page says lang "ar", smoke says smoke
+    executed = smoke_book.parent / "executed" / lang
+    nbs = [nbformat.read(p, as_version=4) for p in sorted(executed.glob("*.ipynb"))]
+    params = [c.source for nb in nbs for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert params and all(
+        f'lang = "{lang}"' in s and 'profile = "smoke"' in s for s in params if "lang =" in s
+    )
 
 
 def test_arabic_signed_numbers_keep_their_sign_in_front(smoke_book):
@@ -328,3 +336,12 @@ def test_the_ledger_page_runs_after_every_chapter_that_records():
     readers = [n for n, ch in chapters().items() if ch.reads_ledger]
     assert readers == ["08_claims"] and order[-1] == "08_claims"
     assert order[:-1] == sorted(order[:-1])
+
+
+def test_a_parameters_cell_shows_the_values_it_ran_with():
+    from bnpaper.book.pipeline import with_values
+
+    source = 'profile = "quick"  # smoke | quick | paper\nlang = "en"  # en | ar\nseeds = 10\nnote = 1'
+    assert with_values(source, {"lang": "ar", "seeds": 3, "profile": "smoke"}) == (
+        'profile = "smoke"  # smoke | quick | paper\nlang = "ar"  # en | ar\nseeds = 3\nnote = 1'
+    )

@@ -215,3 +215,25 @@ def test_check_fails_on_a_glyph_mathtext_only_logs_and_symlog_ticks_are_plain_in
         plotting.plt.close(fig)
     finally:
         plotting.setup("en")
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_a_short_log_axis_is_labelled_at_1_2_5_and_minor_ticks_stay_unlabelled(lang):
+    """Mini-batch sizes 2..64 on a log axis: labels 2, 5, 10, 20, 50 and no '2x10^0 3x10^0 ...'."""
+    plotting.setup(lang)
+    try:
+        fig, ax = plotting.plt.subplots()
+        ax.plot([2, 64], [1e-6, 1e2])
+        ax.set(xscale="log", yscale="log")
+        if lang == "ar":
+            plotting.plain_log_ticks(fig)
+        plotting.readable_log_ticks(fig)
+        fig.canvas.draw()
+        shown = [t.get_text() for t in ax.get_xticklabels() if 2 <= t.get_position()[0] <= 64]
+        assert shown == ["2", "5", "10", "20", "50"]
+        assert all(t.get_text() == "" for t in ax.xaxis.get_minorticklabels())
+        assert all(t.get_text() == "" for t in ax.yaxis.get_minorticklabels())  # 8 decades: majors only
+        plotting.check(fig)
+        plotting.plt.close(fig)
+    finally:
+        plotting.setup("en")

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -141,6 +142,20 @@ def _run_key(ch: Chapter, lang: str, params: dict, ledger_dir: Path) -> str:
 # ----------------------------------------------------------------------------- execute
 
 
+def with_values(source: str, params: dict) -> str:
+    """A parameters cell's source with each `name = value  # comment` line set to this build's value
+    of `name` (comments kept; names not in params and other lines unchanged)."""
+    out = []
+    for line in source.splitlines():
+        m = re.match(r"^(?P<name>\w+)(?P<eq>\s*=\s*)[^#]*?(?P<comment>\s*#.*)?$", line)
+        if m and m["name"] in params:
+            v = params[m["name"]]
+            value = json.dumps(v) if isinstance(v, str) else repr(v)
+            line = f"{m['name']}{m['eq']}{value}{m['comment'] or ''}"
+        out.append(line)
+    return "\n".join(out)
+
+
 def execute(
     ch: Chapter,
     lang: str,
@@ -236,8 +251,11 @@ def execute(
     nb = nbformat.read(tmp_out, as_version=4)
     nb.metadata.setdefault("mystnb", {})["execution_mode"] = "off"  # rendered as executed
     for cell in nb.cells:  # papermill's injected cell repeats the parameters cell with this build's
-        if "injected-parameters" in cell.metadata.get("tags", []):  # values (the status line states
-            cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]  # them): no empty toggle
+        tags = cell.metadata.get("tags", [])  # values: hidden (no empty toggle), and the parameters
+        if "injected-parameters" in tags:  # cell a reader sees shows those values (the Arabic page's
+            cell.metadata["tags"] = [*tags, "remove-cell"]  # says lang = "ar", not the source's "en")
+        elif "parameters" in tags:
+            cell.source = with_values(cell.source, params)
     separate_figure_outputs(nb)
     nbformat.write(nb, tmp_out)
     os.replace(tmp_out, out)  # the executed notebook appears whole or not at all
