@@ -466,7 +466,7 @@ def _train_group(
         old_flat_buffers = runs.flat_buffers.clone()
         params = runs.leaf_params()
         with autocast(cfg0):  # precision 'bf16': the forward in bfloat16 (BN's statistics in float32)
-            loss = loss_of(params, {**runs.buffers, **runs.masks}, xb, yb).float()  # (R,)
+            loss = loss_of(params, {**runs.buffers, **runs.masks}, xb, yb)  # (R,), float32 under autocast too
         finite = torch.isfinite(loss)
         diverged_at = torch.where(alive & ~finite, step, diverged_at)
         was_alive, alive = alive, alive & finite

@@ -21,7 +21,7 @@ ALLOWED = frozenset(
     CPU GPU CUDA MKL OpenMP Intel Xeon AMD EPYC autograd float16 float32 float64 L1 L2
     Inception BN-Inception GoogLeNet Baseline BN-Baseline BN-x5 BN-x30 BN-x5-Sigmoid
     Inception-Sigmoid ReLU TOST Ioffe Szegedy Santurkar Bjorck Yang Glorot He Wu van Laarhoven Arora CC BY MIT
-    Hoffer Johnson gloo NCCL torchrun Ba
+    Hoffer Johnson gloo NCCL torchrun Ba makemore
     """.split()
 )
 _SKIP = (
